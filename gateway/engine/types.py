@@ -1,0 +1,71 @@
+"""Values passed between the pure streaming core and an inference backend.
+
+A backend receives :class:`DecodeRequest` values (one per stream window) in
+batches and answers each with a :class:`DecodeResult`. Nothing here knows
+about sockets, threads or a particular model library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Audio = npt.NDArray[np.float32]
+"""Mono float32 samples at 16 kHz in [-1, 1]."""
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with absolute stream times in seconds.
+
+    ``text`` is the word as the model wrote it, punctuation included and
+    surrounding whitespace stripped ("Hello," or "world.").
+    """
+
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeRequest:
+    """Decode ``audio`` whose first sample sits at ``offset`` stream seconds.
+
+    ``prompt`` is previously finalised text used as decoder context.
+    ``final`` marks a flush (endpoint, Finalize, close): backends may spend
+    more effort (e.g. a wider beam) on it.
+    """
+
+    audio: Audio = field(repr=False)
+    offset: float
+    prompt: str = ""
+    final: bool = False
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeResult:
+    """Words found in one request's audio, already shifted to stream time."""
+
+    words: tuple[Word, ...]
+    inference_s: float = 0.0
+
+
+class Backend(Protocol):
+    """Blocking batch decoder. Called from one worker thread, never the event loop."""
+
+    name: str
+    max_batch: int
+
+    def decode_batch(self, requests: list[DecodeRequest]) -> list[DecodeResult]:
+        """Decode every request; answer in the same order."""
+        ...

@@ -1,0 +1,98 @@
+"""Thin asyncio shell: stream one recording to a Deepgram-protocol URL and record its timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from bench.data import SAMPLE_RATE, Audio
+from bench.dg_protocol import CLOSE_STREAM, FINALIZE, ProtocolError, apply_message, auth_headers, listen_url
+from bench.pacing import Pacer, encode_linear16, schedule
+from bench.timeline import Timeline
+
+
+@dataclass(frozen=True, slots=True)
+class DgOptions:
+    """How to talk to a Deepgram-protocol target.
+
+    ``finalize_wait`` bounds the wait for the ``from_finalize`` result after
+    ``Finalize``; ``close_wait`` the wait for the server to close after ``CloseStream``.
+    """
+
+    url: str
+    model: str = "nova-3"
+    api_key: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    frame_ms: float = 20.0
+    tail_s: float = 1.0
+    finalize_wait: float = 15.0
+    close_wait: float = 15.0
+    open_timeout: float = 30.0
+    keep_raw: bool = False
+
+
+async def _receive(ws: ClientConnection, timeline: Timeline, t0: float, flushed: asyncio.Event,
+                   keep_raw: bool) -> None:
+    try:
+        async for message in ws:
+            arrival = time.perf_counter() - t0
+            if isinstance(message, bytes):
+                continue
+            if keep_raw:
+                timeline.raw.append((arrival, message))
+            try:
+                kind = apply_message(timeline, message, arrival)
+            except ProtocolError as exc:
+                timeline.error = str(exc)
+                continue
+            if kind == "Results" and timeline.updates[-1].from_finalize and timeline.updates[-1].is_final:
+                flushed.set()
+    except ConnectionClosed as exc:
+        if exc.rcvd is not None and exc.rcvd.code not in (1000, 1001) and timeline.error is None:
+            timeline.error = f"closed {exc.rcvd.code} {exc.rcvd.reason}"
+    timeline.closed_at = time.perf_counter() - t0
+
+
+async def stream(audio: Audio, options: DgOptions) -> Timeline:
+    """Stream ``audio`` at real-time pace, ``Finalize``, ``CloseStream``; return what happened."""
+    tail = np.zeros(round(options.tail_s * SAMPLE_RATE), dtype=np.float32)
+    full = np.concatenate([audio, tail]).astype(np.float32)
+    timeline = Timeline(audio_s=len(audio) / SAMPLE_RATE, sent_s=len(full) / SAMPLE_RATE)
+    url = listen_url(options.url, options.model, options.params)
+    try:
+        async with connect(url, additional_headers=auth_headers(options.api_key), max_size=2**24,
+                           open_timeout=options.open_timeout, ping_interval=None, compression=None) as ws:
+            t0 = time.perf_counter()
+            flushed = asyncio.Event()
+            receiver = asyncio.create_task(_receive(ws, timeline, t0, flushed, options.keep_raw))
+            pacer = Pacer(clock=time.perf_counter, sleep=asyncio.sleep, t0=t0)
+            try:
+                await pacer.send_all(full, schedule(len(full), SAMPLE_RATE, options.frame_ms), ws.send,
+                                     encode_linear16)
+                timeline.pacing_lag_max = pacer.lag_max
+                timeline.end_sent = time.perf_counter() - t0
+                await ws.send(FINALIZE)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(flushed.wait(), options.finalize_wait)
+                timeline.close_sent = time.perf_counter() - t0
+                await ws.send(CLOSE_STREAM)
+                try:
+                    await asyncio.wait_for(asyncio.shield(receiver), options.close_wait)
+                except TimeoutError:
+                    timeline.error = timeline.error or "server did not close after CloseStream"
+            except ConnectionClosed as exc:
+                await receiver
+                timeline.error = timeline.error or f"connection closed while streaming: {exc}"
+            finally:
+                receiver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiver
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        timeline.error = f"{type(exc).__name__}: {exc}"
+    return timeline

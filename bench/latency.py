@@ -1,0 +1,149 @@
+"""Latency bookkeeping: from a stream's timeline to latency samples (seconds).
+
+Metrics (each a list of samples; see bench/README.md for the method):
+
+- ``first_interim``: first non-empty result minus speech onset (from the audio).
+- ``word_first_seen``: for each final word, the earliest result that showed it
+  (interim or its own final) minus the word's end.
+- ``word_final``: for each final word, its final's arrival minus the word's end.
+- ``speech_final``: a ``speech_final`` result minus the end of the last final word
+  it closed (the target's own word time).
+- ``utterance_end``: an ``UtteranceEnd`` arrival minus the ``last_word_end`` it names.
+- ``flush``: the last final after the end-of-stream signal (``Finalize``) minus
+  the moment that signal was sent.
+- ``settle``: the last final minus the end of all sent audio, floored at 0
+  (0 when nothing was pending): how long a caller waits for the whole transcript.
+
+Word times are the *final* words' own ``start``/``end``. A final word is matched
+to earlier interim words by position: an interim received after ``k`` final
+words hypothesises the words that follow them, and is aligned to the next final
+words with :class:`difflib.SequenceMatcher` over lightly normalized text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from bench.timeline import Timeline, Update, Word
+
+METRICS = (
+    "first_interim",
+    "word_first_seen",
+    "word_final",
+    "speech_final",
+    "utterance_end",
+    "flush",
+    "settle",
+)
+
+ALIGN_SLACK = 8
+"""Extra final words beyond an interim's length that the interim may be aligned against."""
+
+_NON_WORD = re.compile(r"[^\w']+")
+
+
+def word_key(text: str) -> str:
+    """Lower-cased word without punctuation, for matching interim and final words."""
+    return _NON_WORD.sub("", text.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class FinalWord:
+    """A word of the final transcript, when its final arrived and when it was first shown."""
+
+    word: Word
+    final_arrival: float
+    first_seen: float
+
+
+@dataclass(slots=True)
+class StreamLatency:
+    """Latency samples of one stream plus the counts needed to read them."""
+
+    samples: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+    final_words: list[FinalWord] = field(default_factory=list)
+    words_without_times: int = 0
+    interim_matches: int = 0
+
+
+def _final_word_positions(updates: list[Update]) -> list[tuple[Word, float]]:
+    """Every final word in order with the arrival of the final that carried it."""
+    out: list[tuple[Word, float]] = []
+    for update in updates:
+        if update.is_final:
+            out.extend((w, update.arrival) for w in update.words)
+    return out
+
+
+def first_seen_times(updates: list[Update]) -> list[FinalWord]:
+    """For each final word, the earliest arrival of a result that already showed it."""
+    positions = _final_word_positions(updates)
+    first = [arrival for _, arrival in positions]
+    keys = [word_key(w.text) for w, _ in positions]
+    committed = 0
+    for update in updates:
+        if update.is_final:
+            committed += len(update.words)
+            continue
+        if not update.words:
+            continue
+        window_end = min(len(keys), committed + len(update.words) + ALIGN_SLACK)
+        candidates = keys[committed:window_end]
+        interim = [word_key(w.text) for w in update.words]
+        matcher = SequenceMatcher(a=interim, b=candidates, autojunk=False)
+        for block in matcher.get_matching_blocks():
+            for j in range(block.b, block.b + block.size):
+                pos = committed + j
+                first[pos] = min(first[pos], update.arrival)
+    return [
+        FinalWord(word=w, final_arrival=arrival, first_seen=seen)
+        for (w, arrival), seen in zip(positions, first, strict=True)
+    ]
+
+
+def _speech_final_samples(updates: list[Update]) -> list[float]:
+    samples: list[float] = []
+    last_end: float | None = None
+    closed_end: float | None = None
+    for update in updates:
+        if update.is_final and update.words:
+            last_end = max(w.end for w in update.words)
+        if update.speech_final and last_end is not None and last_end != closed_end:
+            samples.append(update.arrival - last_end)
+            closed_end = last_end
+    return samples
+
+
+def stream_latency(timeline: Timeline, speech_onset: float | None) -> StreamLatency:
+    """Compute every latency sample of one stream (see the module docstring)."""
+    result = StreamLatency()
+    updates = sorted(timeline.updates, key=lambda u: u.arrival)
+    samples = result.samples
+
+    shown = [u for u in updates if u.transcript.strip()]
+    if shown and speech_onset is not None:
+        samples["first_interim"].append(shown[0].arrival - speech_onset)
+
+    result.final_words = first_seen_times(updates)
+    for fw in result.final_words:
+        samples["word_first_seen"].append(fw.first_seen - fw.word.end)
+        samples["word_final"].append(fw.final_arrival - fw.word.end)
+        if fw.first_seen < fw.final_arrival:
+            result.interim_matches += 1
+    result.words_without_times = sum(
+        len(u.transcript.split()) for u in updates if u.is_final and not u.words
+    )
+
+    samples["speech_final"].extend(_speech_final_samples(updates))
+    samples["utterance_end"].extend(arrival - last_end for arrival, last_end in timeline.utterance_ends)
+
+    finals = [u for u in updates if u.is_final]
+    if timeline.end_sent is not None:
+        after = [u.arrival for u in finals if u.arrival >= timeline.end_sent]
+        if after:
+            samples["flush"].append(max(after) - timeline.end_sent)
+    if finals and timeline.sent_s > 0:
+        samples["settle"].append(max(0.0, finals[-1].arrival - timeline.sent_s))
+    return result

@@ -1,0 +1,122 @@
+"""Command line: ``python -m gateway [options]`` starts the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import replace
+
+from gateway.config import ModelSpec, ServerConfig
+from gateway.transcriber import TranscriberConfig
+
+
+def _model(value: str) -> ModelSpec:
+    name, sep, path = value.partition("=")
+    return ModelSpec(name, path) if sep else ModelSpec(value, value)
+
+
+def _key(value: str) -> tuple[str, str]:
+    key, sep, tenant = value.partition("=")
+    if not key:
+        raise argparse.ArgumentTypeError("an API key cannot be empty")
+    return key, tenant if sep else "default"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="python -m gateway",
+        description="Streaming transcription gateway speaking Deepgram's live protocol (/v1/listen), "
+        "served by Whisper (faster-whisper) on this machine.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    net = p.add_argument_group("network")
+    net.add_argument("--host", default=env("GATEWAY_HOST", "127.0.0.1"), help="address to bind")
+    net.add_argument("--port", type=int, default=int(env("GATEWAY_PORT", "8000")), help="port (0: any free)")
+    m = p.add_argument_group("model")
+    m.add_argument(
+        "--model",
+        action="append",
+        type=_model,
+        metavar="[NAME=]PATH",
+        help="model to serve: tiny.en (built in, default), base (pip extra 'base') or a CTranslate2 "
+        "directory; repeat to serve several, the first is the default, clients pick with ?model=NAME",
+    )
+    m.add_argument("--device", choices=("cpu", "cuda", "auto"), default=env("GATEWAY_DEVICE", "cpu"))
+    m.add_argument(
+        "--compute-type",
+        default=env("GATEWAY_COMPUTE_TYPE", "auto"),
+        help="CTranslate2 compute type (int8, int8_float16, float16, float32; auto: int8 on CPU, float16 on GPU)",
+    )
+    m.add_argument("--beam-size", type=int, default=1, help="beam size of interim decodes")
+    m.add_argument("--final-beam-size", type=int, default=1, help="beam size of the decode that makes a final")
+    m.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 CPU threads (0: all cores)")
+    m.add_argument("--max-batch", type=int, default=1, help="most stream windows decoded in one model call")
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-streams", type=int, default=64, help="concurrent streams; more are closed with 1013")
+    lim.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="largest WebSocket frame accepted")
+    lim.add_argument("--idle-timeout", type=float, default=10.0, help="seconds without audio or message before 1011")
+    s = p.add_argument_group("streaming")
+    s.add_argument("--min-endpointing-ms", type=int, default=300, help="floor for the client's endpointing")
+    s.add_argument("--interim-step-ms", type=int, default=500, help="new audio between two decodes of a stream")
+    s.add_argument(
+        "--soft-window", type=float, default=12.0, help="window seconds after which stable words become finals"
+    )
+    s.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, help="webrtcvad mode")
+    a = p.add_argument_group("auth")
+    a.add_argument(
+        "--api-key",
+        action="append",
+        type=_key,
+        metavar="KEY[=TENANT]",
+        help="accepted API key (repeatable; also GATEWAY_API_KEYS, comma-separated); none: open to all",
+    )
+    p.add_argument("--log-level", default=env("GATEWAY_LOG_LEVEL", "INFO"))
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    keys = dict(args.api_key or [])
+    for item in filter(None, (os.environ.get("GATEWAY_API_KEYS") or "").split(",")):
+        key, tenant = _key(item.strip())
+        keys[key] = tenant
+    base = TranscriberConfig()
+    transcriber = replace(
+        base,
+        min_endpointing_ms=args.min_endpointing_ms,
+        interim_step_s=args.interim_step_ms / 1000,
+        soft_window_s=args.soft_window,
+        vad=replace(base.vad, aggressiveness=args.vad_aggressiveness),
+    )
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        models=tuple(args.model or ()),
+        device=args.device,
+        compute_type=args.compute_type,
+        beam_size=args.beam_size,
+        final_beam_size=args.final_beam_size,
+        cpu_threads=args.cpu_threads,
+        max_batch=args.max_batch,
+        api_keys=keys,
+        max_streams=args.max_streams,
+        max_frame_bytes=args.max_frame_bytes,
+        idle_timeout_s=args.idle_timeout,
+        transcriber=transcriber,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway.server import run
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(config_from_args(args)))
+
+
+if __name__ == "__main__":
+    main()

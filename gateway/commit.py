@@ -1,0 +1,93 @@
+"""LocalAgreement-2: which words of a re-decoded window are stable.
+
+Pure. Each decode of the growing window yields a hypothesis (words with
+absolute times). A word is *committed* once two consecutive hypotheses agree
+on it and on every word before it (Machacek et al., "Turning Whisper into
+Real-Time Transcription System", 2023). Committed words never change; the
+rest is the unstable tail that interims show.
+
+Words already committed are removed from a new hypothesis by time (anything
+starting before the last committed end, with a small tolerance) and by
+n-gram overlap at the seam, since a re-decode often repeats the last
+committed word or two with slightly different times.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from gateway.engine.types import Word
+
+TIME_TOLERANCE_S = 0.1
+MAX_OVERLAP_NGRAM = 5
+
+
+def normalize(text: str) -> str:
+    """Compare words by letters and digits only, case-folded."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+
+
+class LocalAgreement:
+    """Commit policy for one channel of one stream."""
+
+    def __init__(self) -> None:
+        self.committed: list[Word] = []
+        """Committed words not yet handed out as a final."""
+        self.tail: list[Word] = []
+        """The unstable words of the latest hypothesis."""
+        self.last_committed_end = 0.0
+        self._history: list[str] = []
+
+    def _fresh(self, hypothesis: list[Word]) -> list[Word]:
+        """Drop what was committed already from a new hypothesis."""
+        fresh = [w for w in hypothesis if w.start > self.last_committed_end - TIME_TOLERANCE_S]
+        if fresh and abs(fresh[0].start - self.last_committed_end) < 1.0:
+            for n in range(min(MAX_OVERLAP_NGRAM, len(self._history), len(fresh)), 0, -1):
+                if self._history[-n:] == [normalize(w.text) for w in fresh[:n]]:
+                    fresh = fresh[n:]
+                    break
+        return [w for w in fresh if normalize(w.text)]
+
+    def _commit(self, words: list[Word]) -> None:
+        if not words:
+            return
+        self.committed.extend(words)
+        self.last_committed_end = max(self.last_committed_end, words[-1].end)
+        self._history = (self._history + [normalize(w.text) for w in words])[-MAX_OVERLAP_NGRAM:]
+
+    def update(self, hypothesis: list[Word]) -> list[Word]:
+        """Take a new hypothesis; return the words it newly commits."""
+        fresh = self._fresh(hypothesis)
+        agreed = 0
+        for old, new in zip(self.tail, fresh, strict=False):
+            if normalize(old.text) != normalize(new.text):
+                break
+            agreed += 1
+        newly = fresh[:agreed]
+        self._commit(newly)
+        self.tail = fresh[agreed:]
+        return newly
+
+    def commit_all(self, hypothesis: list[Word] | None = None) -> None:
+        """Commit the whole hypothesis (or the current tail): the audio is final."""
+        words = self._fresh(hypothesis) if hypothesis is not None else self.tail
+        self._commit(words)
+        self.tail = []
+
+    def commit_before(self, time: float) -> None:
+        """Commit tail words ending by ``time`` (forced, when the window is full)."""
+        cut = 0
+        while cut < len(self.tail) and self.tail[cut].end <= time:
+            cut += 1
+        self._commit(self.tail[:cut])
+        self.tail = self.tail[cut:]
+
+    def take_committed(self) -> list[Word]:
+        """Hand out committed words for a final; they leave the policy's care."""
+        words, self.committed = self.committed, []
+        return words
+
+    @property
+    def pending(self) -> list[Word]:
+        """Everything not yet final: committed words then the unstable tail."""
+        return self.committed + self.tail

@@ -1,0 +1,279 @@
+"""The asyncio server: HTTP routes, the WebSocket handshake, and routing.
+
+Everything before the upgrade happens in :meth:`Gateway.process_request`:
+parameters and credentials are checked there, so a bad request is an HTTP
+400/401 with Deepgram's JSON error body, never an upgraded socket. After the
+upgrade, :meth:`Gateway.handler` dispatches on the path to a stream handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from gateway import models
+from gateway.auth import Principal, authenticate, split_subprotocols
+from gateway.config import ModelSpec, ServerConfig
+from gateway.engine.local import WhisperEngine
+from gateway.engine.scheduler import Scheduler
+from gateway.engine.types import Backend
+from gateway.engine.whisper import WhisperBackend, WhisperOptions
+from gateway.errors import BadRequest, CloseCode, HandshakeError, ServerFull
+from gateway.params import StreamParams, parse_params
+from gateway.session import ListenSession
+
+log = logging.getLogger(__name__)
+
+LISTEN_PATH = "/v1/listen"
+STATIC_DIR = Path(__file__).parent / "static"
+# Model names Deepgram clients send (the SDK requires one): served by the default model.
+DEEPGRAM_MODEL_PREFIXES = ("nova", "enhanced", "base", "general", "whisper", "phonecall", "meeting")
+
+WsHandler = Callable[[ServerConnection], Awaitable[None]]
+HttpHandler = Callable[[Request], Response]
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    payload = json.dumps(body).encode()
+    all_headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(payload))})
+    for name, value in (headers or {}).items():
+        all_headers[name] = value
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+    return Response(status, reason.get(status, "Error"), all_headers, payload)
+
+
+def error_response(error: HandshakeError, request_id: str) -> Response:
+    body = {"err_code": error.err_code, "err_msg": error.message, "request_id": request_id}
+    return json_response(error.status, body, {"dg-error": error.message, "dg-request-id": request_id})
+
+
+def load_backends(config: ServerConfig) -> dict[str, Backend]:
+    """Load every configured model once (blocking: call from a thread)."""
+    specs = config.models or (ModelSpec("tiny.en", "tiny.en"),)
+    backends: dict[str, Backend] = {}
+    for spec in specs:
+        path = models.resolve(spec.path)
+        backends[spec.name] = WhisperBackend(
+            WhisperOptions(
+                model_path=str(path),
+                name=spec.name,
+                device=config.device,
+                compute_type=config.compute_type,
+                beam_size=config.beam_size,
+                final_beam_size=config.final_beam_size,
+                cpu_threads=config.cpu_threads,
+                max_batch=config.max_batch,
+            )
+        )
+    return backends
+
+
+class Gateway:
+    """The whole server. Use ``async with Gateway(config) as gw`` (or :func:`run`)."""
+
+    def __init__(self, config: ServerConfig, backends: dict[str, Backend] | None = None) -> None:
+        self.config = config
+        self._backends = backends
+        self.engines: dict[str, WhisperEngine] = {}
+        self.default_model = ""
+        self.active: dict[str, ListenSession] = {}
+        self.ws_routes: dict[str, WsHandler] = {LISTEN_PATH: self.listen}
+        self.http_routes: dict[str, HttpHandler] = {
+            "/healthz": lambda _r: json_response(200, {"status": "ok"}),
+            "/v1/config": self._config_route,
+            "/v1/stats": self._stats_route,
+        }
+        self.static_dir = Path(config.static_dir) if config.static_dir else STATIC_DIR
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ----------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        sock = next(iter(self._server.sockets))
+        return int(sock.getsockname()[1])
+
+    async def __aenter__(self) -> Gateway:
+        backends = self._backends
+        if backends is None:
+            backends = await anyio.to_thread.run_sync(load_backends, self.config)
+        for name, backend in backends.items():
+            scheduler = Scheduler(backend)
+            self._tasks.append(asyncio.create_task(scheduler.run(), name=f"scheduler:{name}"))
+            self.engines[name] = WhisperEngine(scheduler, name, self.config.transcriber)
+        self.default_model = next(iter(self.engines))
+        self._server = await serve(
+            self.handler,
+            self.config.host,
+            self.config.port,
+            process_request=self.process_request,
+            process_response=self.process_response,
+            select_subprotocol=self.select_subprotocol,
+            max_size=self.config.max_frame_bytes,
+            max_queue=64,
+            server_header="transcription-gateway",
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- handshake ------------------------------------------------------------
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        path = url.path.rstrip("/") or "/"
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return self._http(path, request)
+        request_id = str(uuid.uuid4())
+        if path not in self.ws_routes:
+            return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"no WebSocket endpoint at {path}"})
+        if path != LISTEN_PATH:
+            return None  # other endpoints check their own requests
+        try:
+            principal = self.principal(request)
+            params = parse_params(url.query)
+            self.choose_engine(params, principal)
+        except HandshakeError as exc:
+            log.info("refused %s: %s %s", request_id, exc.status, exc.message)
+            return error_response(exc, request_id)
+        request.headers["X-Gateway-Request-Id"] = request_id
+        return None
+
+    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        request_id = request.headers.get("X-Gateway-Request-Id")
+        if request_id and response.status_code == 101:
+            response.headers["dg-request-id"] = request_id
+
+    def select_subprotocol(self, connection: ServerConnection, subprotocols: Any) -> Subprotocol | None:
+        principal = self.principal(connection.request) if connection.request else None
+        if principal is not None and principal.subprotocol and principal.subprotocol in subprotocols:
+            return Subprotocol(principal.subprotocol)
+        return None
+
+    def principal(self, request: Request | None) -> Principal:
+        assert request is not None
+        return authenticate(
+            request.headers.get("Authorization"),
+            split_subprotocols(request.headers.get("Sec-WebSocket-Protocol")),
+            self.config.api_keys,
+        )
+
+    def choose_engine(self, params: StreamParams, principal: Principal) -> WhisperEngine:
+        """The engine serving a stream: the requested model, else the default."""
+        if params.engine not in (None, "whisper"):
+            raise BadRequest(f"unknown engine {params.engine!r}; this gateway serves: whisper")
+        if params.model is None or params.model in self.engines:
+            return self.engines[params.model or self.default_model]
+        if params.model.lower().startswith(DEEPGRAM_MODEL_PREFIXES):
+            return self.engines[self.default_model]
+        raise BadRequest(f"unknown model {params.model!r}; served: {', '.join(self.engines)}")
+
+    # -- HTTP -------------------------------------------------------------------
+
+    def _http(self, path: str, request: Request) -> Response:
+        route = self.http_routes.get(path)
+        if route is not None:
+            return route(request)
+        name = "index.html" if path == "/" else path.removeprefix("/static/")
+        if path == "/" or path.startswith("/static/"):
+            target = (self.static_dir / name).resolve()
+            if target.is_file() and target.parent == self.static_dir.resolve():
+                body = target.read_bytes()
+                ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+                if target.suffix == ".js":
+                    ctype = "text/javascript"
+                headers = Headers(
+                    {"Content-Type": ctype, "Content-Length": str(len(body)), "Cache-Control": "no-cache"}
+                )
+                return Response(200, "OK", headers, body)
+        return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"nothing at {path}"})
+
+    def _config_route(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "auth_required": bool(self.config.api_keys),
+                "engines": ["whisper"],
+                "default_engine": "whisper",
+                "models": list(self.engines),
+                "default_model": self.default_model,
+            },
+        )
+
+    def _stats_route(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "active_streams": len(self.active),
+                "max_streams": self.config.max_streams,
+                "models": {name: e.scheduler.stats.as_dict() for name, e in self.engines.items()},
+            },
+        )
+
+    # -- streams ----------------------------------------------------------------
+
+    async def handler(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        path = urlsplit(connection.request.path).path.rstrip("/") or "/"
+        await self.ws_routes[path](connection)
+
+    async def listen(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        assert connection.response is not None
+        request_id = connection.response.headers.get("dg-request-id") or str(uuid.uuid4())
+        if len(self.active) >= self.config.max_streams:
+            full = ServerFull(f"server is at its limit of {self.config.max_streams} streams; retry later")
+            await connection.close(CloseCode.TRY_AGAIN_LATER, full.reason)
+            return
+        params = parse_params(urlsplit(connection.request.path).query)
+        engine = self.choose_engine(params, self.principal(connection.request))
+        session = ListenSession(
+            connection,
+            params,
+            engine,
+            request_id,
+            idle_timeout_s=self.config.idle_timeout_s,
+            max_frame_bytes=self.config.max_frame_bytes,
+        )
+        self.active[request_id] = session
+        try:
+            await session.run()
+        finally:
+            del self.active[request_id]
+
+
+@contextlib.asynccontextmanager
+async def running(config: ServerConfig, backends: dict[str, Backend] | None = None) -> AsyncIterator[Gateway]:
+    async with Gateway(config, backends) as gateway:
+        yield gateway
+
+
+async def run(config: ServerConfig) -> None:
+    """Serve until cancelled (Ctrl-C)."""
+    async with Gateway(config) as gateway:
+        log.info("gateway listening on ws://%s:%d%s", config.host, gateway.port, LISTEN_PATH)
+        await asyncio.Future()

@@ -1,0 +1,139 @@
+"""Speech detection with hysteresis over webrtcvad frame decisions.
+
+Pure and per-channel: int16 samples in, :class:`SpeechStart` and
+:class:`SpeechEnd` events out, timestamped in stream seconds. webrtcvad judges
+30 ms frames; on top of it:
+
+* an automatic gain brings quiet streams (a far microphone, a -45 dBFS
+  recording) to a level webrtcvad judges well: the frame is scaled by
+  ``target / recent peak``, at most ``max_gain``;
+* a frame must stand ``min_snr_db`` above the tracked noise floor and above
+  ``min_dbfs`` (digital silence) to count as voiced: webrtcvad alone fires on
+  steady noise;
+* speech starts once ``start_voiced`` of the last ``start_window`` frames are
+  voiced, stamped at the first voiced frame of that run (so onsets are not
+  late by the hysteresis);
+* speech ends after ``end_ms`` of unvoiced frames, stamped at the end of the
+  last voiced frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import webrtcvad
+
+FRAME_MS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStart:
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnd:
+    time: float
+
+
+VadEvent = SpeechStart | SpeechEnd
+
+
+@dataclass(frozen=True, slots=True)
+class VadConfig:
+    """Tuning of the detector; the defaults suit 8 and 16 kHz speech."""
+
+    aggressiveness: int = 2
+    start_window: int = 8
+    start_voiced: int = 5
+    end_ms: int = 500
+    min_dbfs: float = -80.0
+    min_snr_db: float = 6.0
+    max_gain: float = 64.0
+    target_dbfs: float = -20.0
+
+
+class VoiceActivityDetector:
+    """Hysteresis state machine over webrtcvad decisions for one channel."""
+
+    def __init__(self, sample_rate: int, config: VadConfig | None = None) -> None:
+        if sample_rate not in (8_000, 16_000, 32_000, 48_000):
+            raise ValueError(f"webrtcvad cannot run at {sample_rate} Hz")
+        self.config = config or VadConfig()
+        self.sample_rate = sample_rate
+        self.frame_samples = sample_rate * FRAME_MS // 1000
+        self._vad = webrtcvad.Vad(self.config.aggressiveness)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._frames = 0
+        self._recent: deque[bool] = deque(maxlen=self.config.start_window)
+        self._silent_frames = 0
+        self._end_frames = max(1, math.ceil(self.config.end_ms / FRAME_MS))
+        # Minimum RMS in int16 units below which a frame is silence.
+        self._min_rms = 32768.0 * 10 ** (self.config.min_dbfs / 20)
+        self._target = 32768.0 * 10 ** (self.config.target_dbfs / 20)
+        self._snr = 10 ** (self.config.min_snr_db / 20)
+        self._peak = 0.0
+        self._floor: float | None = None
+        # Peak follower halves over ~3 s; the noise floor creeps up ~3 dB/s so
+        # it follows a room that gets louder.
+        self._peak_decay = 0.5 ** (FRAME_MS / 3000)
+        self._floor_rise = 10 ** (3 / 20 * FRAME_MS / 1000)
+        self.in_speech = False
+        self.last_voiced_end = 0.0
+
+    @property
+    def time(self) -> float:
+        """Stream seconds judged so far (whole frames)."""
+        return self._frames * FRAME_MS / 1000
+
+    def set_end_ms(self, end_ms: int) -> None:
+        """Change the silence needed to end speech (e.g. from ``endpointing``)."""
+        self._end_frames = max(1, math.ceil(end_ms / FRAME_MS))
+
+    def feed(self, samples: npt.NDArray[np.int16]) -> list[VadEvent]:
+        """Judge every whole frame in ``samples`` (plus leftovers); return events."""
+        if self._pending.size:
+            samples = np.concatenate([self._pending, samples])
+        events: list[VadEvent] = []
+        n = self.frame_samples
+        whole = len(samples) - len(samples) % n
+        for i in range(0, whole, n):
+            event = self._judge(samples[i : i + n])
+            if event is not None:
+                events.append(event)
+        self._pending = samples[whole:].copy()
+        return events
+
+    def _judge(self, frame: npt.NDArray[np.int16]) -> VadEvent | None:
+        rms = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2)))
+        self._peak = max(rms, self._peak * self._peak_decay)
+        self._floor = rms if self._floor is None or rms < self._floor else self._floor * self._floor_rise
+        voiced = rms >= self._min_rms and rms >= self._floor * self._snr
+        if voiced:
+            gain = min(self.config.max_gain, max(1.0, self._target / max(self._peak, 1.0)))
+            if gain > 1.0:
+                frame = np.clip(frame.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
+            voiced = self._vad.is_speech(frame.tobytes(), self.sample_rate)
+        self._frames += 1
+        self._recent.append(voiced)
+        if voiced:
+            self.last_voiced_end = self.time
+            self._silent_frames = 0
+        else:
+            self._silent_frames += 1
+        if not self.in_speech:
+            if sum(self._recent) >= self.config.start_voiced:
+                self.in_speech = True
+                first = next(i for i, v in enumerate(self._recent) if v)
+                onset_frame = self._frames - len(self._recent) + first
+                return SpeechStart(onset_frame * FRAME_MS / 1000)
+            return None
+        if self._silent_frames >= self._end_frames:
+            self.in_speech = False
+            self._recent.clear()
+            return SpeechEnd(self.last_voiced_end)
+        return None

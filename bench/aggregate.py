@@ -10,7 +10,8 @@ from bench.stats import summarize
 from bench.timeline import Timeline
 from bench.wer import score
 
-CAPACITY_METRIC = "word_final"
+CAPACITY_METRIC = "final"
+"""Default metric whose p95 decides whether a concurrency level held."""
 
 
 def session_record(file_id: str, reference: str, worker: int, timeline: Timeline,
@@ -44,30 +45,29 @@ def session_record(file_id: str, reference: str, worker: int, timeline: Timeline
 
 def level_summary(streams: int, sessions: Sequence[Mapping[str, Any]], threshold_s: float,
                   load: Mapping[str, Any] | None = None, client_load: Mapping[str, Any] | None = None,
-                  wall_s: float = 0.0) -> dict[str, Any]:
+                  wall_s: float = 0.0, metric: str = CAPACITY_METRIC) -> dict[str, Any]:
     """Pool the sessions of one concurrency level: latency percentiles, WER, load, and whether it held.
 
-    A level holds when no session failed and the p95 of ``word_final`` latency is
-    at most ``threshold_s`` (a level with no final word does not hold).
+    A level holds when no session failed and the p95 of ``metric`` latency is
+    at most ``threshold_s`` (a level without samples of it does not hold).
     """
     latency: dict[str, Any] = {}
-    for metric in METRICS:
-        values = [v for s in sessions for v in s["latency"].get(metric, [])]
-        summary = summarize(values)
-        latency[metric] = summary.to_dict() if summary else None
+    for name in METRICS:
+        summary = summarize(v for s in sessions for v in s["latency"].get(name, []))
+        latency[name] = summary.to_dict() if summary else None
     wer = score((s["reference"], s["transcript"]) for s in sessions if not s["error"])
     errors = [s["error"] for s in sessions if s["error"]]
     audio_s = sum(float(s["audio_s"]) for s in sessions)
     sent_s = sum(float(s["sent_s"]) for s in sessions)
     billed = [s["billed_s"] for s in sessions if s["billed_s"] is not None]
-    p95 = (latency[CAPACITY_METRIC] or {}).get("p95")
+    p95 = (latency[metric] or {}).get("p95")
     held = not errors and p95 is not None and p95 <= threshold_s
     if errors:
         reason = f"{len(errors)} session(s) failed: {errors[0]}"
     elif p95 is None:
-        reason = "no final words"
+        reason = f"no {metric} samples"
     elif p95 > threshold_s:
-        reason = f"p95 {CAPACITY_METRIC} {p95:.2f} s > {threshold_s:.2f} s"
+        reason = f"p95 {metric} {p95:.2f} s > {threshold_s:.2f} s"
     else:
         reason = "held"
     return {
@@ -89,7 +89,7 @@ def level_summary(streams: int, sessions: Sequence[Mapping[str, Any]], threshold
     }
 
 
-def capacity(levels: Sequence[Mapping[str, Any]], threshold_s: float) -> dict[str, Any]:
+def capacity(levels: Sequence[Mapping[str, Any]], threshold_s: float, metric: str = CAPACITY_METRIC) -> dict[str, Any]:
     """The largest stream count that held, trying levels in order until one fails."""
     best: int | None = None
     stopped = "all levels held"
@@ -99,7 +99,7 @@ def capacity(levels: Sequence[Mapping[str, Any]], threshold_s: float) -> dict[st
             break
         best = int(level["streams"])
     return {
-        "metric": f"p95 {CAPACITY_METRIC}",
+        "metric": f"p95 {metric}",
         "threshold_s": threshold_s,
         "max_streams_held": best,
         "levels_tried": [int(level["streams"]) for level in levels],

@@ -6,6 +6,8 @@ Metrics (each a list of samples; see bench/README.md for the method):
 - ``word_first_seen``: for each final word, the earliest result that showed it
   (interim or its own final) minus the word's end.
 - ``word_final``: for each final word, its final's arrival minus the word's end.
+- ``final``: for each final that has words, its arrival minus the end of its last
+  word (how long after the speech it covers a final comes, whatever its length).
 - ``speech_final``: a ``speech_final`` result minus the end of the last final word
   it closed (the target's own word time).
 - ``utterance_end``: an ``UtteranceEnd`` arrival minus the ``last_word_end`` it names.
@@ -32,6 +34,7 @@ METRICS = (
     "first_interim",
     "word_first_seen",
     "word_final",
+    "final",
     "speech_final",
     "utterance_end",
     "flush",
@@ -136,6 +139,7 @@ def stream_latency(timeline: Timeline, speech_onset: float | None) -> StreamLate
         len(u.transcript.split()) for u in updates if u.is_final and not u.words
     )
 
+    samples["final"].extend(u.arrival - max(w.end for w in u.words) for u in updates if u.is_final and u.words)
     samples["speech_final"].extend(_speech_final_samples(updates))
     samples["utterance_end"].extend(arrival - last_end for arrival, last_end in timeline.utterance_ends)
 

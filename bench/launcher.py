@@ -53,8 +53,8 @@ class Server:
             return ""
 
 
-async def _wait_listening(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_listening(server: Server, within: float) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise LaunchError(f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}")
@@ -68,18 +68,22 @@ async def _wait_listening(server: Server, timeout: float) -> None:
             await writer.wait_closed()
         return
     await stop(server)
-    raise LaunchError(f"{server.name} did not listen on {server.port} within {timeout:.0f} s:\n{server.log_tail()}")
+    raise LaunchError(f"{server.name} did not listen on {server.port} within {within:.0f} s:\n{server.log_tail()}")
 
 
-async def start(name: str, argv: list[str], port: int, log: Path, timeout: float = 300.0,
-                env: dict[str, str] | None = None) -> Server:
-    """Run ``argv`` (which must listen on ``port``), logging to ``log``; return once it accepts TCP."""
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own process group (so it can be stopped with its children), logging to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                 env={**os.environ, **(env or {})}, start_new_session=True)
-    server = Server(name=name, proc=proc, port=port, log=log, argv=argv)
-    await _wait_listening(server, timeout)
+
+
+async def start(name: str, argv: list[str], port: int, log: Path, within: float = 300.0,
+                env: dict[str, str] | None = None) -> Server:
+    """Run ``argv`` (which must listen on ``port``), logging to ``log``; return once it accepts TCP."""
+    server = Server(name=name, proc=spawn(argv, log, env), port=port, log=log, argv=argv)
+    await _wait_listening(server, within)
     return server
 
 
@@ -110,16 +114,19 @@ def ensure_whisperlive(venv: Path = WL_VENV) -> None:
         raise LaunchError("bench/setup_peers.sh failed; see its output above")
 
 
-async def stop(server: Server, timeout: float = 10.0) -> None:
-    """SIGTERM the server's process group, SIGKILL it if it lingers."""
-    if server.proc.poll() is not None:
+def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
+    if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while server.proc.poll() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    if server.proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+async def stop(server: Server, grace: float = 10.0) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it lingers past ``grace`` seconds."""
+    await asyncio.to_thread(_terminate, server.proc, grace)

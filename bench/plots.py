@@ -9,10 +9,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bench.report import LATENCY_COLUMNS  # noqa: E402
-from bench.stats import cdf  # noqa: E402
+from bench.report import LATENCY_COLUMNS
+from bench.stats import cdf
 
 STYLES = ("-", "--", ":", "-.")
 
@@ -25,8 +25,8 @@ def _colors(results: Mapping[str, Any]) -> dict[str, str]:
 def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
     """One panel per latency metric; a CDF line per target (colour) and level (line style)."""
     colors = _colors(results)
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), constrained_layout=True)
-    for ax, (metric, title) in zip(axes.flat, LATENCY_COLUMNS, strict=True):
+    fig, axes = plt.subplots(2, 4, figsize=(19, 8.5), constrained_layout=True)
+    for ax, (metric, title) in zip(axes.flat, LATENCY_COLUMNS, strict=False):
         drawn = False
         for target in results.get("targets", []):
             if metric in target.get("not_applicable", []):
@@ -48,7 +48,9 @@ def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
             ax.legend(fontsize=7, loc="lower right")
         else:
             ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, color="grey")
-    fig.suptitle("Latency CDFs (lower curves to the left are better)")
+    for ax in list(axes.flat)[len(LATENCY_COLUMNS):]:
+        ax.axis("off")
+    fig.suptitle("Latency CDFs (curves further left are better)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -32,16 +33,16 @@ class Load:
         return asdict(self)
 
 
-def _tree(pid: int) -> list[psutil.Process]:
+def _tree(pid: int, children: bool) -> list[psutil.Process]:
     root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
+    return [root, *root.children(recursive=True)] if children else [root]
 
 
-def tree_usage(pid: int) -> tuple[float, float]:
-    """CPU seconds (user+system) and resident MiB of ``pid`` and its children; (0, 0) if it is gone."""
+def tree_usage(pid: int, children: bool = True) -> tuple[float, float]:
+    """CPU seconds (user+system) and resident MiB of ``pid`` (and its children); (0, 0) if it is gone."""
     cpu = rss = 0.0
     try:
-        procs = _tree(pid)
+        procs = _tree(pid, children)
     except psutil.Error:
         return 0.0, 0.0
     for proc in procs:
@@ -54,15 +55,17 @@ def tree_usage(pid: int) -> tuple[float, float]:
 
 @dataclass(slots=True)
 class Sampler:
-    """Samples a process tree every ``interval`` seconds between :meth:`start` and :meth:`stop`."""
+    """Samples a process (with its children unless ``children`` is false) every ``interval`` seconds
+    between :meth:`start` and :meth:`stop`."""
 
     pid: int
     interval: float = 0.5
+    children: bool = True
     _points: list[tuple[float, float, float]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
 
     def _sample(self) -> None:
-        cpu, rss = tree_usage(self.pid)
+        cpu, rss = tree_usage(self.pid, self.children)
         self._points.append((time.perf_counter(), cpu, rss))
 
     async def _run(self) -> None:
@@ -94,7 +97,7 @@ def summarize_points(points: list[tuple[float, float, float]]) -> Load:
     cpu = max(0.0, points[-1][1] - points[0][1])
     peaks = [
         100.0 * max(0.0, b[1] - a[1]) / (b[0] - a[0])
-        for a, b in zip(points, points[1:], strict=False)
+        for a, b in itertools.pairwise(points)
         if b[0] > a[0]
     ]
     rss = [p[2] for p in points]

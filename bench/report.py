@@ -13,6 +13,7 @@ LATENCY_COLUMNS = (
     ("first_interim", "first interim"),
     ("word_first_seen", "word first seen"),
     ("word_final", "word final"),
+    ("final", "final after its last word"),
     ("speech_final", "speech_final"),
     ("flush", "Finalize → last final"),
     ("settle", "end of audio → last final"),
@@ -20,19 +21,19 @@ LATENCY_COLUMNS = (
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def latency_cell(summary: Mapping[str, float] | None, applicable: bool = True) -> str:
-    """``p50 / p95 / p99`` in seconds, ``n/a`` for a metric the target cannot produce, ``–`` for no samples."""
+    """``p50 / p95 / p99`` in seconds, ``n/a`` for a metric the target cannot produce, ``-`` for no samples."""
     if not applicable:
         return "n/a"
     if not summary:
-        return "–"
+        return "-"
     return f"{summary['p50']:.2f} / {summary['p95']:.2f} / {summary['p99']:.2f}"
 
 
@@ -60,7 +61,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"- model: `{cfg.get('model')}` (device {cfg.get('device')}, compute type {cfg.get('compute_type')})",
         f"- data: {data.get('source')}: {len(files)} recording(s), {audio:.1f} s",
         f"- pacing: {cfg.get('frame_ms')} ms frames on a clock, {cfg.get('tail_s')} s of silence after each "
-        f"recording; concurrency levels {cfg.get('levels')}, capacity threshold p95 word final "
+        f"recording; concurrency levels {cfg.get('levels')}, capacity: p95 of {cfg.get('capacity_metric')} "
         f"<= {cfg.get('threshold_s')} s",
         "",
         "## Accuracy (WER after Whisper English normalization)",
@@ -71,7 +72,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     off1, off5 = _offline_wer(results, 1), _offline_wer(results, 5)
     for target, level in _rows(results):
         wer = level["wer"]["wer"] if level.get("wer") else None
-        penalty = f"{100 * (wer - off1):+.1f} pts" if wer is not None and off1 is not None else "–"
+        penalty = f"{100 * (wer - off1):+.1f} pts" if wer is not None and off1 is not None else "-"
         lines.append(f"| {target['name']} | {level['streams']} | {len(level['sessions'])} | {_pct(wer)} | "
                      f"{_pct(off1)} | {_pct(off5)} | {penalty} |")
     lines += ["", "Offline baseline (same model file, faster-whisper, whole file at once):", ""]
@@ -115,7 +116,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         lines += ["", "## Errors", ""]
         lines += [f"- {name} x{streams} {file}: {error}" for name, streams, file, error in problems]
     lines += ["", "Definitions and method: bench/README.md. `n/a`: the target cannot produce the metric; "
-              "`–`: no sample.", ""]
+              "`-`: no sample.", ""]
     return "\n".join(lines)
 
 

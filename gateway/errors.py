@@ -37,6 +37,13 @@ phases of a connection:
         ``UpstreamError`` (1011) - a relayed engine failed and no failover
         was possible.
 
+        ``TwilioProtocolError`` (1008 TWILIO-0001) - a Twilio Media Streams
+        event that is unknown, lacks a field, or comes out of order (media
+        before start).
+
+        ``SlowSubscriber`` (1008 SUB-0001) - a live-event subscriber fell too
+        far behind and was dropped (the call goes on).
+
 ``InvalidTransition`` is a programming error: a state machine was asked to
 move where it may not. It is never sent to a client as such.
 """
@@ -138,6 +145,16 @@ class ServerFull(StreamError):
 class UpstreamError(StreamError):
     code = CloseCode.INTERNAL_ERROR
     tag = "UPSTREAM"
+
+
+class TwilioProtocolError(StreamError):
+    code = CloseCode.POLICY_VIOLATION
+    tag = "TWILIO-0001"
+
+
+class SlowSubscriber(StreamError):
+    code = CloseCode.POLICY_VIOLATION
+    tag = "SUB-0001"
 
 
 class InvalidTransition(RuntimeError):

@@ -34,7 +34,7 @@ from gateway.engine.types import Backend
 from gateway.engine.whisper import WhisperBackend, WhisperOptions
 from gateway.errors import BadRequest, CloseCode, HandshakeError, ServerFull
 from gateway.params import StreamParams, parse_params
-from gateway.session import ListenSession
+from gateway.session import ListenSession, Sink
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ class Gateway:
         self.engines: dict[str, WhisperEngine] = {}
         self.default_model = ""
         self.active: dict[str, ListenSession] = {}
+        self.sinks: list[Sink] = []
+        """Receive every message of every /v1/listen stream (store, subscribers)."""
         self.ws_routes: dict[str, WsHandler] = {LISTEN_PATH: self.listen}
         self.http_routes: dict[str, HttpHandler] = {
             "/healthz": lambda _r: json_response(200, {"status": "ok"}),
@@ -258,6 +260,7 @@ class Gateway:
             request_id,
             idle_timeout_s=self.config.idle_timeout_s,
             max_frame_bytes=self.config.max_frame_bytes,
+            sinks=tuple(self.sinks),
         )
         self.active[request_id] = session
         try:

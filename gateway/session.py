@@ -37,7 +37,8 @@ from gateway.protocol import (
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[dict[str, Any]], Awaitable[None]]
+Sink = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""Receives (request id, message) for every message a stream sends."""
 
 
 class ListenSession:
@@ -72,7 +73,7 @@ class ListenSession:
     async def emit(self, message: dict[str, Any]) -> None:
         """Send one message to the client (if still there) and every sink."""
         for sink in self.sinks:
-            await sink(message)
+            await sink(self.request_id, message)
         if self._client_gone:
             return
         try:

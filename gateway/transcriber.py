@@ -32,6 +32,8 @@ from gateway.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
 class FlushReason(StrEnum):
     ENDPOINT = "endpoint"
+    PAUSE = "pause"
+    """A pause in speech while endpointing is off: final, never speech_final."""
     FINALIZE = "finalize"
     CLOSE = "close"
 
@@ -134,13 +136,14 @@ class ChannelTranscriber:
         for vad_event in self.vad.feed(vad_audio):
             if isinstance(vad_event, SpeechStart):
                 self._speech_since_final = True
-                if self._flush is FlushReason.ENDPOINT and self._in_flight is None:
+                if self._flush in (FlushReason.ENDPOINT, FlushReason.PAUSE) and self._in_flight is None:
                     # Speech resumed before the endpoint was flushed: keep one utterance.
                     self._flush = None
                 if self.config.vad_events:
                     events.append(SpeechStarted(vad_event.time))
             elif isinstance(vad_event, SpeechEnd) and self._speech_since_final and self._flush is None:
-                self._flush = FlushReason.ENDPOINT
+                endpointing = self.config.endpointing_ms is not None
+                self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
         if not self._speech_since_final and self._in_flight is None and not self.agreement.pending:
             self._drop_silence()
         events.extend(self._check_utterance_end())
@@ -162,14 +165,14 @@ class ChannelTranscriber:
         # Keep only a pre-roll before the (not yet detected) next onset.
         keep = int(self.config.preroll_s * SAMPLE_RATE)
         if self.samples - self.buffer_start > 2 * keep:
+            # span_start stays: the next Results span still begins where the last final ended.
             self._trim_to(self.samples - keep)
-            self.span_start = max(self.span_start, self.buffer_start / SAMPLE_RATE)
 
     # -- decode scheduling ------------------------------------------------
 
     def request_flush(self, reason: FlushReason) -> None:
         """Ask for a final covering everything received (Finalize or close)."""
-        if self._flush is None or reason is not FlushReason.ENDPOINT:
+        if self._flush is None or reason not in (FlushReason.ENDPOINT, FlushReason.PAUSE):
             self._flush = reason
 
     @property

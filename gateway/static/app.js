@@ -109,6 +109,8 @@ class CaptionsApp {
       keyRow: $('key-row'),
       key: /** @type {HTMLInputElement} */ ($('api-key')),
       engine: /** @type {HTMLSelectElement} */ ($('engine')),
+      modelRow: $('model-row'),
+      model: /** @type {HTMLSelectElement} */ ($('model')),
       start: /** @type {HTMLButtonElement} */ ($('start')),
       stop: /** @type {HTMLButtonElement} */ ($('stop')),
       level: $('level-bar'),
@@ -130,6 +132,7 @@ class CaptionsApp {
     });
     this.ui.stop.addEventListener('click', () => this.stop());
     this.ui.engine.addEventListener('change', () => this.onEngineChange());
+    this.ui.model.addEventListener('change', () => this.onEngineChange());
     this.ui.downloads[0].addEventListener('click', () => this.download('txt'));
     this.ui.downloads[1].addEventListener('click', () => this.download('srt'));
     this.ui.downloads[2].addEventListener('click', () => this.download('vtt'));
@@ -163,7 +166,7 @@ class CaptionsApp {
     const storedKey = sessionStorage.getItem('captions.apiKey');
     if (storedKey) this.ui.key.value = storedKey;
     this.ui.keyRow.hidden = !(config.auth_required || !this.config);
-    this.ui.key.required = Boolean(config.auth_required);
+    this.ui.key.setAttribute('aria-required', String(Boolean(config.auth_required)));
 
     const engines = Array.isArray(config.engines) ? config.engines.filter((e) => typeof e === 'string') : [];
     if (engines.length) {
@@ -176,11 +179,30 @@ class CaptionsApp {
     this.ui.engine.disabled = engines.length < 2;
     this.ui.engine.title = engines.length < 2 ? 'This gateway serves a single engine.' : '';
 
+    // Several models behind one engine: offer them too.
+    const models = Array.isArray(config.models) ? config.models.filter((m) => typeof m === 'string') : [];
+    if (models.length > 1) {
+      this.ui.model.replaceChildren(...models.map((name) => new Option(name, name)));
+      const stored = sessionStorage.getItem('captions.model');
+      const preferred = models.includes(stored) ? stored : config.default_model;
+      if (models.includes(preferred)) this.ui.model.value = preferred;
+      this.ui.modelRow.hidden = false;
+    }
+
     const permission = await micPermission();
-    if (permission === 'denied') {
+    if (permission && permission.state === 'denied') {
       this.setState('mic-denied', MIC_DENIED_TEXT);
     } else {
       this.setState('idle', note);
+    }
+    if (permission) {
+      permission.addEventListener('change', () => {
+        if (this.state === 'mic-denied' && permission.state !== 'denied') {
+          this.setState('idle', 'Microphone allowed: press Start.');
+        } else if (!this.running && permission.state === 'denied') {
+          this.setState('mic-denied', MIC_DENIED_TEXT);
+        }
+      });
     }
   }
 
@@ -350,10 +372,14 @@ class CaptionsApp {
     return this.ui.engine.value || '';
   }
 
+  selectedModel() {
+    return this.ui.modelRow.hidden ? '' : this.ui.model.value || '';
+  }
+
   connect() {
     clearTimeout(this.retryTimer);
     if (!this.running || this.stopping) return;
-    const params = { engine: this.selectedEngine() };
+    const params = { engine: this.selectedEngine(), model: this.selectedModel() };
     const url = withParams(this.endpoints.listen, params);
     const httpUrl = withParams(this.endpoints.listenHttp, params);
     if (this.attempt === 0) this.setState('connecting');
@@ -483,6 +509,7 @@ class CaptionsApp {
 
   onEngineChange() {
     sessionStorage.setItem('captions.engine', this.selectedEngine());
+    sessionStorage.setItem('captions.model', this.selectedModel());
     if (!this.running || this.stopping) return;
     // Let the old stream flush its last words while the new one starts.
     const old = this.link;
@@ -589,12 +616,12 @@ function fileStamp(d) {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
+/** @returns {Promise<PermissionStatus|null>} */
 async function micPermission() {
   try {
-    const status = await navigator.permissions.query({ name: 'microphone' });
-    return status.state;
+    return await navigator.permissions.query({ name: 'microphone' });
   } catch {
-    return 'unknown';
+    return null; // the browser cannot tell before asking
   }
 }
 

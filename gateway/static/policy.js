@@ -3,7 +3,8 @@
 /** Close codes that mean "the server refused this stream": retrying cannot help. */
 export function isRefusalCode(code) {
   return code === 1003 /* unsupported data */ || code === 1007 /* invalid payload */
-    || code === 1008 /* policy violation, e.g. bad credentials */ || (code >= 4000 && code <= 4999);
+    || code === 1008 /* policy violation, e.g. bad credentials */ || code === 1009 /* frame too large */
+    || (code >= 4000 && code <= 4999);
 }
 
 /**

@@ -1,0 +1,69 @@
+"""End to end: ``bench.runner.run`` launches a real gateway (and WhisperLive when installed) on
+loopback and streams one short espeak recording. Slow: loads the real model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import launcher
+from bench.data import write_wav
+from bench.report import write_all
+from bench.runner import Config, run
+from bench.synth import compose, espeak
+from bench.targets import parse_target
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed"),
+]
+
+SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+
+def one_recording(folder: Path) -> Path:
+    folder.mkdir()
+    write_wav(folder / "fox.wav", compose([espeak(SENTENCE)]))
+    (folder / "fox.txt").write_text(SENTENCE)
+    return folder
+
+
+def check_target(result: dict[str, object], not_applicable: set[str]) -> None:
+    [level] = result["levels"]  # type: ignore[index]
+    [session] = level["sessions"]
+    assert session["error"] is None
+    assert {"quick", "fox", "dog"} <= set(session["transcript"].lower().replace(".", "").split())
+    assert session["wer"]["wer"] < 0.5
+    assert session["final_words"] >= 5
+    for metric in {"first_interim", "word_first_seen", "word_final", "final", "settle"} - not_applicable:
+        assert session["latency"][metric], metric
+    assert level["load"]["cpu_s"] > 0
+    assert level["load"]["rss_mb_peak"] > 50
+
+
+async def test_bench_against_a_launched_gateway(tmp_path: Path) -> None:
+    cfg = Config(targets=[parse_target("gateway")], out=tmp_path / "out", data=one_recording(tmp_path / "data"),
+                 device="cpu", offline_beams=[1], tail_s=1.0)
+    results = await run(cfg)
+    [target] = results["targets"]
+    check_target(target, set())
+    [level] = target["levels"]
+    assert level["latency"]["flush"] is not None  # the gateway answers Finalize
+    assert level["billed_minutes"] > 0
+    assert results["offline"][0]["wer"]["wer"] < 0.5
+    paths = write_all(cfg.out, results)
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "| gateway | 1 |" in (cfg.out / "report.md").read_text()
+
+
+@pytest.mark.skipif(not (launcher.WL_VENV / "bin" / "python").exists(),
+                    reason="WhisperLive not installed (python -m bench setup-peers)")
+async def test_bench_against_whisperlive(tmp_path: Path) -> None:
+    cfg = Config(targets=[parse_target("whisperlive")], out=tmp_path / "out",
+                 data=one_recording(tmp_path / "data"), device="cpu", offline_beams=[], tail_s=1.0)
+    results = await run(cfg)
+    [target] = results["targets"]
+    assert "error" not in target
+    check_target(target, {"speech_final", "utterance_end", "flush"})

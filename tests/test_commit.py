@@ -1,0 +1,49 @@
+"""LocalAgreement-2 commit policy, pure."""
+
+from __future__ import annotations
+
+from gateway.commit import LocalAgreement, normalize
+from gateway.engine.types import Word
+
+
+def words(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:
+    return [Word(t, start + i * step, start + i * step + 0.4, 0.9) for i, t in enumerate(text.split())]
+
+
+def test_normalize_ignores_case_and_punctuation() -> None:
+    assert normalize("Hello,") == normalize("hello") == "hello"
+
+
+def test_words_commit_when_two_hypotheses_agree() -> None:
+    policy = LocalAgreement()
+    assert policy.update(words("the quick")) == []
+    assert [w.text for w in policy.update(words("the quick brown"))] == ["the", "quick"]
+    assert [w.text for w in policy.tail] == ["brown"]
+    assert [w.text for w in policy.update(words("the quick brown fox"))] == ["brown"]
+
+
+def test_disagreement_stops_the_commit() -> None:
+    policy = LocalAgreement()
+    policy.update(words("I scream for"))
+    assert [w.text for w in policy.update(words("ice cream for you"))] == []
+    assert [w.text for w in policy.update(words("ice cream for you all"))] == ["ice", "cream", "for", "you"]
+
+
+def test_committed_words_are_not_committed_twice_after_retiming() -> None:
+    policy = LocalAgreement()
+    policy.update(words("one two three"))
+    policy.update(words("one two three four"))
+    assert [w.text for w in policy.take_committed()] == ["one", "two", "three"]
+    # A re-decode repeats "three" with a slightly later time, then moves on.
+    shifted = [Word("three", 1.05, 1.4, 0.9), Word("four", 1.5, 1.9, 0.9), Word("five", 2.0, 2.4, 0.9)]
+    policy.update(shifted)
+    policy.update([*shifted, Word("six", 2.5, 2.9, 0.9)])
+    assert [w.text for w in policy.take_committed()] == ["four", "five"]
+
+
+def test_commit_all_flushes_the_tail_once() -> None:
+    policy = LocalAgreement()
+    policy.update(words("hello world"))
+    policy.commit_all(words("hello world again"))
+    assert [w.text for w in policy.take_committed()] == ["hello", "world", "again"]
+    assert policy.pending == []

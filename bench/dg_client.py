@@ -37,8 +37,7 @@ class DgOptions:
     keep_raw: bool = False
 
 
-async def _receive(ws: ClientConnection, timeline: Timeline, t0: float, flushed: asyncio.Event,
-                   keep_raw: bool) -> None:
+async def _receive(ws: ClientConnection, timeline: Timeline, t0: float, flushed: asyncio.Event, keep_raw: bool) -> None:
     try:
         async for message in ws:
             arrival = time.perf_counter() - t0
@@ -66,15 +65,20 @@ async def stream(audio: Audio, options: DgOptions) -> Timeline:
     timeline = Timeline(audio_s=len(audio) / SAMPLE_RATE, sent_s=len(full) / SAMPLE_RATE)
     url = listen_url(options.url, options.model, options.params)
     try:
-        async with connect(url, additional_headers=auth_headers(options.api_key), max_size=2**24,
-                           open_timeout=options.open_timeout, ping_interval=None, compression=None) as ws:
+        async with connect(
+            url,
+            additional_headers=auth_headers(options.api_key),
+            max_size=2**24,
+            open_timeout=options.open_timeout,
+            ping_interval=None,
+            compression=None,
+        ) as ws:
             t0 = time.perf_counter()
             flushed = asyncio.Event()
             receiver = asyncio.create_task(_receive(ws, timeline, t0, flushed, options.keep_raw))
             pacer = Pacer(clock=time.perf_counter, sleep=asyncio.sleep, t0=t0)
             try:
-                await pacer.send_all(full, schedule(len(full), SAMPLE_RATE, options.frame_ms), ws.send,
-                                     encode_linear16)
+                await pacer.send_all(full, schedule(len(full), SAMPLE_RATE, options.frame_ms), ws.send, encode_linear16)
                 timeline.pacing_lag_max = pacer.lag_max
                 timeline.end_sent = time.perf_counter() - t0
                 await ws.send(FINALIZE)

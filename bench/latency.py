@@ -135,9 +135,7 @@ def stream_latency(timeline: Timeline, speech_onset: float | None) -> StreamLate
         samples["word_final"].append(fw.final_arrival - fw.word.end)
         if fw.first_seen < fw.final_arrival:
             result.interim_matches += 1
-    result.words_without_times = sum(
-        len(u.transcript.split()) for u in updates if u.is_final and not u.words
-    )
+    result.words_without_times = sum(len(u.transcript.split()) for u in updates if u.is_final and not u.words)
 
     samples["final"].extend(u.arrival - max(w.end for w in u.words) for u in updates if u.is_final and u.words)
     samples["speech_final"].extend(_speech_final_samples(updates))

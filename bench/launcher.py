@@ -75,12 +75,19 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subp
     """Start ``argv`` in its own process group (so it can be stopped with its children), logging to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
 
 
-async def start(name: str, argv: list[str], port: int, log: Path, within: float = 300.0,
-                env: dict[str, str] | None = None) -> Server:
+async def start(
+    name: str, argv: list[str], port: int, log: Path, within: float = 300.0, env: dict[str, str] | None = None
+) -> Server:
     """Run ``argv`` (which must listen on ``port``), logging to ``log``; return once it accepts TCP."""
     server = Server(name=name, proc=spawn(argv, log, env), port=port, log=log, argv=argv)
     await _wait_listening(server, within)
@@ -95,10 +102,21 @@ def gateway_argv(port: int, model: str | None, extra: list[str], python: str = s
     return argv + extra
 
 
-def whisperlive_argv(port: int, model: str, extra: list[str], venv: Path = WL_VENV) -> list[str]:
-    """Command line of the WhisperLive server (in its own venv) on ``port`` with ``model``."""
-    return [str(venv / "bin" / "python"), str(BENCH_DIR / "wl_server.py"), "--host", HOST,
-            "--port", str(port), "--model", model, *extra]
+def whisperlive_argv(
+    port: int, model: str, extra: list[str], python: str = str(WL_VENV / "bin" / "python")
+) -> list[str]:
+    """Command line of the WhisperLive server (by default in its own venv) on ``port`` with ``model``."""
+    return [
+        python,
+        str(BENCH_DIR / "wl_server.py"),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--model",
+        model,
+        *extra,
+    ]
 
 
 def ensure_whisperlive(venv: Path = WL_VENV) -> None:

@@ -39,9 +39,14 @@ def default_compute_type(device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
-def transcribe_all(model_path: str, items: Sequence[tuple[str, Audio]], beams: Sequence[int],
-                   device: str = "cpu", compute_type: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> list[OfflineRun]:
+def transcribe_all(
+    model_path: str,
+    items: Sequence[tuple[str, Audio]],
+    beams: Sequence[int],
+    device: str = "cpu",
+    compute_type: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[OfflineRun]:
     """Transcribe every ``(id, audio)`` once per beam size; the model is freed afterwards."""
     from faster_whisper import WhisperModel
 

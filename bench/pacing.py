@@ -74,14 +74,15 @@ class Pacer:
     lag_max: float = 0.0
     sent: int = 0
 
-    async def send_all(self, audio: Audio, frames: Sequence[Frame], send: Send,
-                       encode: Callable[[Audio], bytes], offset: float = 0.0) -> None:
+    async def send_all(
+        self, audio: Audio, frames: Sequence[Frame], send: Send, encode: Callable[[Audio], bytes], offset: float = 0.0
+    ) -> None:
         """Send every frame of ``audio``; due times are shifted by ``offset`` stream seconds."""
         for frame in frames:
             due = self.t0 + offset + frame.due
             wait = due - self.clock()
             if wait > 0:
                 await self.sleep(wait)
-            await send(encode(audio[frame.start:frame.end]))
+            await send(encode(audio[frame.start : frame.end]))
             self.lag_max = max(self.lag_max, self.clock() - due)
             self.sent += 1

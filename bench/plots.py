@@ -36,8 +36,14 @@ def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
                 if not values:
                     continue
                 xs, ys = cdf(values)
-                ax.step(xs, ys, where="post", color=colors[target["name"]], linestyle=STYLES[i % len(STYLES)],
-                        label=f"{target['name']} x{level['streams']} (n={len(values)})")
+                ax.step(
+                    xs,
+                    ys,
+                    where="post",
+                    color=colors[target["name"]],
+                    linestyle=STYLES[i % len(STYLES)],
+                    label=f"{target['name']} x{level['streams']} (n={len(values)})",
+                )
                 drawn = True
         ax.set_title(title)
         ax.set_xlabel("seconds")
@@ -48,7 +54,7 @@ def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
             ax.legend(fontsize=7, loc="lower right")
         else:
             ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, color="grey")
-    for ax in list(axes.flat)[len(LATENCY_COLUMNS):]:
+    for ax in list(axes.flat)[len(LATENCY_COLUMNS) :]:
         ax.axis("off")
     fig.suptitle("Latency CDFs (curves further left are better)")
     fig.savefig(path, dpi=110)
@@ -69,10 +75,8 @@ def latency_vs_streams(results: Mapping[str, Any], path: Path) -> Path:
         color = colors[target["name"]]
         for ax, metric in ((left, "word_final"), (mid, "word_first_seen")):
             pts = [(x, lv["latency"][metric]) for x, lv in zip(xs, levels, strict=True) if lv["latency"][metric]]
-            ax.plot([x for x, _ in pts], [s["p50"] for _, s in pts], "o-", color=color,
-                    label=f"{target['name']} p50")
-            ax.plot([x for x, _ in pts], [s["p95"] for _, s in pts], "s--", color=color,
-                    label=f"{target['name']} p95")
+            ax.plot([x for x, _ in pts], [s["p50"] for _, s in pts], "o-", color=color, label=f"{target['name']} p50")
+            ax.plot([x for x, _ in pts], [s["p95"] for _, s in pts], "s--", color=color, label=f"{target['name']} p95")
         cpu = [(x, lv["load"]["cpu_pct_mean"]) for x, lv in zip(xs, levels, strict=True) if lv.get("load")]
         if cpu:
             right.plot([x for x, _ in cpu], [c for _, c in cpu], "o-", color=color, label=target["name"])
@@ -108,8 +112,9 @@ def wer_bars(results: Mapping[str, Any], path: Path) -> Path:
                 labels.append(f"{target['name']} x{level['streams']}")
                 values.append(100 * level["wer"]["wer"])
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(labels) + 2), 4.5), constrained_layout=True)
-    bars = ax.bar(range(len(values)), values, color=["grey" if lab.startswith("offline") else "tab:blue"
-                                                     for lab in labels])
+    bars = ax.bar(
+        range(len(values)), values, color=["grey" if lab.startswith("offline") else "tab:blue" for lab in labels]
+    )
     ax.bar_label(bars, fmt="%.1f%%", fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel("WER %")

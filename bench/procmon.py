@@ -53,6 +53,12 @@ def tree_usage(pid: int, children: bool = True) -> tuple[float, float]:
     return cpu, rss / 2**20
 
 
+def system_busy_s() -> float:
+    """CPU seconds all processes on the machine have used since boot (all cores, idle and iowait excluded)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 @dataclass(slots=True)
 class Sampler:
     """Samples a process (with its children unless ``children`` is false) every ``interval`` seconds
@@ -95,11 +101,7 @@ def summarize_points(points: list[tuple[float, float, float]]) -> Load:
         raise ValueError("need at least two samples")
     wall = points[-1][0] - points[0][0]
     cpu = max(0.0, points[-1][1] - points[0][1])
-    peaks = [
-        100.0 * max(0.0, b[1] - a[1]) / (b[0] - a[0])
-        for a, b in itertools.pairwise(points)
-        if b[0] > a[0]
-    ]
+    peaks = [100.0 * max(0.0, b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(points) if b[0] > a[0]]
     rss = [p[2] for p in points]
     return Load(
         wall_s=wall,

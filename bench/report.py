@@ -37,6 +37,15 @@ def latency_cell(summary: Mapping[str, float] | None, applicable: bool = True) -
     return f"{summary['p50']:.2f} / {summary['p95']:.2f} / {summary['p99']:.2f}"
 
 
+def _other_cpu(level: Mapping[str, Any]) -> float | None:
+    """CPU percent used on the machine by neither the server nor the bench during a level."""
+    system = level.get("system_cpu_pct")
+    if system is None:
+        return None
+    own = sum(float((level.get(key) or {}).get("cpu_pct_mean", 0.0)) for key in ("load", "client_load"))
+    return max(0.0, float(system) - own)
+
+
 def _offline_wer(results: Mapping[str, Any], beam: int) -> float | None:
     for run in results.get("offline") or []:
         if run["beam_size"] == beam and run["wer"]:
@@ -73,25 +82,37 @@ def markdown(results: Mapping[str, Any]) -> str:
     for target, level in _rows(results):
         wer = level["wer"]["wer"] if level.get("wer") else None
         penalty = f"{100 * (wer - off1):+.1f} pts" if wer is not None and off1 is not None else "-"
-        lines.append(f"| {target['name']} | {level['streams']} | {len(level['sessions'])} | {_pct(wer)} | "
-                     f"{_pct(off1)} | {_pct(off5)} | {penalty} |")
+        lines.append(
+            f"| {target['name']} | {level['streams']} | {len(level['sessions'])} | {_pct(wer)} | "
+            f"{_pct(off1)} | {_pct(off5)} | {penalty} |"
+        )
     lines += ["", "Offline baseline (same model file, faster-whisper, whole file at once):", ""]
     for run in results.get("offline") or []:
-        lines.append(f"- beam {run['beam_size']}: WER {_pct(run['wer']['wer'] if run['wer'] else None)}, "
-                     f"RTF {run['rtf']:.3f} ({run['device']}, {run['compute_type']})")
+        lines.append(
+            f"- beam {run['beam_size']}: WER {_pct(run['wer']['wer'] if run['wer'] else None)}, "
+            f"RTF {run['rtf']:.3f} ({run['device']}, {run['compute_type']})"
+        )
 
-    lines += ["", "## Latency (seconds, p50 / p95 / p99)", "",
-              "| target | streams | " + " | ".join(title for _, title in LATENCY_COLUMNS) + " |",
-              "|---|---:|" + "---:|" * len(LATENCY_COLUMNS)]
+    lines += [
+        "",
+        "## Latency (seconds, p50 / p95 / p99)",
+        "",
+        "| target | streams | " + " | ".join(title for _, title in LATENCY_COLUMNS) + " |",
+        "|---|---:|" + "---:|" * len(LATENCY_COLUMNS),
+    ]
     for target, level in _rows(results):
         na = set(target.get("not_applicable", []))
         cells = [latency_cell(level["latency"].get(m), m not in na) for m, _ in LATENCY_COLUMNS]
         lines.append(f"| {target['name']} | {level['streams']} | " + " | ".join(cells) + " |")
 
-    lines += ["", "## Cost and load", "",
-              "| target | streams | audio min | server CPU s | CPU RTF | CPU mean % | CPU peak % | "
-              "RSS peak MiB | bench CPU % | billed min | max pacing lag s |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Cost and load",
+        "",
+        "| target | streams | audio min | server CPU s | CPU RTF | CPU mean % | CPU peak % | "
+        "RSS peak MiB | bench CPU % | other CPU % | billed min | max pacing lag s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for target, level in _rows(results):
         load = level.get("load") or {}
         client = level.get("client_load") or {}
@@ -99,24 +120,43 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"| {target['name']} | {level['streams']} | {level['audio_minutes']:.2f} | {_num(load.get('cpu_s'), 1)} | "
             f"{_num(level.get('cpu_rtf'), 3)} | {_num(load.get('cpu_pct_mean'), 0)} | "
             f"{_num(load.get('cpu_pct_peak'), 0)} | {_num(load.get('rss_mb_peak'), 0)} | "
-            f"{_num(client.get('cpu_pct_mean'), 0)} | {_num(level.get('billed_minutes'), 2)} | "
-            f"{level['pacing_lag_max_s']:.3f} |")
+            f"{_num(client.get('cpu_pct_mean'), 0)} | {_num(_other_cpu(level), 0)} | "
+            f"{_num(level.get('billed_minutes'), 2)} | "
+            f"{level['pacing_lag_max_s']:.3f} |"
+        )
 
-    lines += ["", "## Capacity", "", "| target | levels tried | largest count that held | stopped because |",
-              "|---|---|---:|---|"]
+    lines += [
+        "",
+        "## Capacity",
+        "",
+        "| target | levels tried | largest count that held | stopped because |",
+        "|---|---|---:|---|",
+    ]
     for target in results.get("targets", []):
         cap = target.get("capacity", {})
         held = cap.get("max_streams_held")
-        lines.append(f"| {target['name']} | {cap.get('levels_tried')} | {'none' if held is None else held} | "
-                     f"{target.get('error') or cap.get('stopped_because')} |")
+        lines.append(
+            f"| {target['name']} | {cap.get('levels_tried')} | {'none' if held is None else held} | "
+            f"{target.get('error') or cap.get('stopped_because')} |"
+        )
 
-    problems = [(t["name"], level["streams"], s["file"], s["error"])
-                for t, level in _rows(results) for s in level["sessions"] if s["error"]]
+    problems = [
+        (t["name"], level["streams"], s["file"], s["error"])
+        for t, level in _rows(results)
+        for s in level["sessions"]
+        if s["error"]
+    ]
     if problems:
         lines += ["", "## Errors", ""]
         lines += [f"- {name} x{streams} {file}: {error}" for name, streams, file, error in problems]
-    lines += ["", "Definitions and method: bench/README.md. `n/a`: the target cannot produce the metric; "
-              "`-`: no sample.", ""]
+    lines += [
+        "",
+        "CPU percentages: 100 = one core busy. *other CPU*: what the rest of the machine used meanwhile "
+        "(a shared machine disturbs latency).",
+        "",
+        "Definitions and method: bench/README.md. `n/a`: the target cannot produce the metric; `-`: no sample.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import sys
@@ -16,10 +15,11 @@ from typing import Any
 
 from bench import __version__, dg_client, launcher, wl_client
 from bench.aggregate import CAPACITY_METRIC, capacity, level_summary, session_record
-from bench.data import SAMPLE_RATE, Audio, Recording, load_audio, load_dataset
+from bench.data import SAMPLE_RATE, Audio, DatasetError, Recording, load_audio, load_dataset
 from bench.machine import describe
 from bench.offline import default_compute_type, resolve_device, transcribe_all
-from bench.procmon import Sampler
+from bench.plan import worker_plan
+from bench.procmon import Sampler, system_busy_s
 from bench.speech import speech_bounds
 from bench.synth import make_dataset
 from bench.targets import NOT_APPLICABLE, TargetSpec
@@ -37,12 +37,15 @@ class Config:
     out: Path
     data: Path | None = None
     limit: int | None = None
+    ids: list[str] = field(default_factory=list)
     levels: list[int] = field(default_factory=lambda: [1])
     threshold_s: float = 3.0
     capacity_metric: str = CAPACITY_METRIC
     frame_ms: float = 20.0
     tail_s: float = 1.0
     stagger_s: float = 0.25
+    level_audio_s: float | None = None
+    wl_python: str | None = None
     model: str | None = None
     device: str = "auto"
     compute_type: str | None = None
@@ -96,6 +99,12 @@ def load_clips(cfg: Config) -> tuple[str, list[Clip]]:
     else:
         source = str(cfg.data)
         recordings = load_dataset(cfg.data)
+    if cfg.ids:
+        by_id = {r.id: r for r in recordings}
+        missing = [i for i in cfg.ids if i not in by_id]
+        if missing:
+            raise DatasetError(f"not in the data set: {', '.join(missing)}")
+        recordings = [by_id[i] for i in cfg.ids]
     if cfg.limit:
         recordings = recordings[: cfg.limit]
     clips = []
@@ -113,53 +122,77 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
     """The coroutine that streams one clip to ``spec`` at ``url``."""
     keep_raw = cfg.keep_raw and not warmup
     if spec.protocol == "whisperlive":
-        wl_opts = wl_client.WlOptions(url=url, model=model, frame_ms=cfg.frame_ms, tail_s=cfg.tail_s,
-                                      word_timestamps=cfg.wl_word_timestamps, keep_raw=keep_raw)
+        wl_opts = wl_client.WlOptions(
+            url=url,
+            model=model,
+            frame_ms=cfg.frame_ms,
+            tail_s=cfg.tail_s,
+            word_timestamps=cfg.wl_word_timestamps,
+            keep_raw=keep_raw,
+        )
         return lambda audio: wl_client.stream(audio, wl_opts)
-    dg_opts = dg_client.DgOptions(url=url, model=cfg.dg_model, params=cfg.dg_params, frame_ms=cfg.frame_ms,
-                                  tail_s=cfg.tail_s, keep_raw=keep_raw,
-                                  api_key=cfg.api_key if spec.kind == "url" else None)
+    dg_opts = dg_client.DgOptions(
+        url=url,
+        model=cfg.dg_model,
+        params=cfg.dg_params,
+        frame_ms=cfg.frame_ms,
+        tail_s=cfg.tail_s,
+        keep_raw=keep_raw,
+        api_key=cfg.api_key if spec.kind == "url" else None,
+    )
     return lambda audio: dg_client.stream(audio, dg_opts)
 
 
-async def run_level(spec: TargetSpec, streams: int, clips: list[Clip], fn: StreamFn, cfg: Config,
-                    server_pid: int | None, raw_out: Any) -> dict[str, Any]:
-    """``streams`` concurrent workers stream ``max(len(clips), streams)`` sessions between them."""
-    total = max(len(clips), streams)
-    queue: asyncio.Queue[tuple[int, Clip]] = asyncio.Queue()
-    for index, clip in zip(range(total), itertools.cycle(clips), strict=False):
-        queue.put_nowait((index, clip))
+async def run_level(
+    spec: TargetSpec, streams: int, clips: list[Clip], fn: StreamFn, cfg: Config, server_pid: int | None, raw_out: Any
+) -> dict[str, Any]:
+    """``streams`` concurrent workers, each streaming recordings back to back (see :func:`worker_plan`)."""
+    per_worker = cfg.level_audio_s or sum(c.duration for c in clips)
+    plans = worker_plan([c.duration for c in clips], streams, per_worker)
+    total = sum(len(p) for p in plans)
     sessions: list[dict[str, Any]] = []
 
     async def worker(number: int) -> None:
         await asyncio.sleep(number * cfg.stagger_s)
-        while not queue.empty():
-            index, clip = queue.get_nowait()
+        for index in plans[number]:
+            clip = clips[index]
             timeline = await fn(clip.audio)
             record = session_record(clip.rec.id, clip.rec.reference, number, timeline, clip.onset)
             sessions.append(record)
             if raw_out is not None and timeline.raw:
-                raw_out.write(json.dumps({"target": spec.label, "streams": streams, "session": index,
-                                          "file": clip.rec.id, "worker": number, "messages": timeline.raw}) + "\n")
-            word_final = record["latency"]["word_final"]
-            wf = f"{sorted(word_final)[len(word_final) // 2]:.2f}s" if word_final else "n/a"
+                line = {
+                    "target": spec.label,
+                    "streams": streams,
+                    "file": clip.rec.id,
+                    "worker": number,
+                    "messages": timeline.raw,
+                }
+                raw_out.write(json.dumps(line) + "\n")
+            final = record["latency"][cfg.capacity_metric]
+            med = f"{sorted(final)[len(final) // 2]:.2f}s" if final else "n/a"
             wer = f"{record['wer']['wer']:.1%}" if record["wer"] else "n/a"
             err = f" ERROR {record['error']}" if record["error"] else ""
-            progress(f"{spec.label} x{streams}: {len(sessions)}/{total} {clip.rec.id} "
-                     f"({clip.duration:.1f}s) WER {wer}, median word final {wf}{err}")
+            progress(
+                f"{spec.label} x{streams}: {len(sessions)}/{total} {clip.rec.id} "
+                f"({clip.duration:.1f}s) WER {wer}, median {cfg.capacity_metric} latency {med}{err}"
+            )
 
     server = Sampler(server_pid) if server_pid else None
     client = Sampler(os.getpid(), children=False)
     if server:
         server.start()
     client.start()
-    start = time.perf_counter()
+    start, busy = time.perf_counter(), system_busy_s()
     await asyncio.gather(*(worker(i) for i in range(streams)))
     wall = time.perf_counter() - start
+    system_pct = 100.0 * (system_busy_s() - busy) / wall
     load = (await server.stop()).to_dict() if server else None
     client_load = (await client.stop()).to_dict()
     sessions.sort(key=lambda s: (s["worker"], s["file"]))
-    return level_summary(streams, sessions, cfg.threshold_s, load, client_load, wall, cfg.capacity_metric)
+    summary = level_summary(streams, sessions, cfg.threshold_s, load, client_load, wall, cfg.capacity_metric)
+    summary["system_cpu_pct"] = system_pct
+    summary["loadavg_1m"] = os.getloadavg()[0]
+    return summary
 
 
 async def launch(spec: TargetSpec, cfg: Config, model: str) -> launcher.Server:
@@ -167,8 +200,10 @@ async def launch(spec: TargetSpec, cfg: Config, model: str) -> launcher.Server:
     port = launcher.free_port()
     log = cfg.out / f"{spec.label.replace('/', '_')}.log"
     if spec.kind == "whisperlive":
-        launcher.ensure_whisperlive()
-        argv = launcher.whisperlive_argv(port, model, [*cfg.wl_args, *spec.args])
+        if cfg.wl_python is None:
+            launcher.ensure_whisperlive()
+        python = cfg.wl_python or str(launcher.WL_VENV / "bin" / "python")
+        argv = launcher.whisperlive_argv(port, model, [*cfg.wl_args, *spec.args], python)
     else:
         extra = ["--device", cfg.device]
         if cfg.compute_type:
@@ -182,11 +217,15 @@ async def launch(spec: TargetSpec, cfg: Config, model: str) -> launcher.Server:
     return server
 
 
-async def run_target(spec: TargetSpec, cfg: Config, clips: list[Clip], model: str,
-                     raw_out: Any) -> dict[str, Any]:
+async def run_target(spec: TargetSpec, cfg: Config, clips: list[Clip], model: str, raw_out: Any) -> dict[str, Any]:
     """Every level of one target (stopping at the first that does not hold)."""
-    result: dict[str, Any] = {"name": spec.label, "kind": spec.kind, "args": list(spec.args),
-                              "not_applicable": list(NOT_APPLICABLE[spec.kind]), "levels": []}
+    result: dict[str, Any] = {
+        "name": spec.label,
+        "kind": spec.kind,
+        "args": list(spec.args),
+        "not_applicable": list(NOT_APPLICABLE[spec.kind]),
+        "levels": [],
+    }
     server = await launch(spec, cfg, model) if spec.launched else None
     try:
         url = server.ws_url if server else str(spec.url)
@@ -197,8 +236,15 @@ async def run_target(spec: TargetSpec, cfg: Config, clips: list[Clip], model: st
         progress(f"{spec.label}: warm-up stream done{' (error: ' + warm.error + ')' if warm.error else ''}")
         for streams in cfg.levels:
             progress(f"{spec.label}: {streams} concurrent stream(s)")
-            level = await run_level(spec, streams, clips, stream_fn(spec, url, cfg, model), cfg,
-                                    server.proc.pid if server else None, raw_out)
+            level = await run_level(
+                spec,
+                streams,
+                clips,
+                stream_fn(spec, url, cfg, model),
+                cfg,
+                server.proc.pid if server else None,
+                raw_out,
+            )
             result["levels"].append(level)
             progress(f"{spec.label} x{streams}: {level['verdict']}")
             if not level["held"] and len(cfg.levels) > 1:
@@ -218,8 +264,7 @@ def offline_baseline(cfg: Config, clips: list[Clip], model: str) -> list[dict[st
         return []
     device = resolve_device(cfg.device)
     compute = cfg.compute_type if cfg.compute_type not in (None, "auto") else default_compute_type(device)
-    runs = transcribe_all(model, [(c.rec.id, c.audio) for c in clips], cfg.offline_beams, device, compute,
-                          progress)
+    runs = transcribe_all(model, [(c.rec.id, c.audio) for c in clips], cfg.offline_beams, device, compute, progress)
     out = []
     refs = {c.rec.id: c.rec.reference for c in clips}
     for run in runs:
@@ -228,17 +273,26 @@ def offline_baseline(cfg: Config, clips: list[Clip], model: str) -> list[dict[st
         for rec_id, text in run.texts.items():
             one = score([(refs[rec_id], text)])
             per_file[rec_id] = {"text": text, "wer": one.wer if one else None}
-        out.append({"beam_size": run.beam_size, "device": device, "compute_type": compute,
-                    "seconds": run.seconds, "audio_s": run.audio_s, "rtf": run.rtf,
-                    "wer": wer.to_dict() if wer else None, "per_file": per_file})
+        out.append(
+            {
+                "beam_size": run.beam_size,
+                "device": device,
+                "compute_type": compute,
+                "seconds": run.seconds,
+                "audio_s": run.audio_s,
+                "rtf": run.rtf,
+                "wer": wer.to_dict() if wer else None,
+                "per_file": per_file,
+            }
+        )
     return out
 
 
 async def run(cfg: Config) -> dict[str, Any]:
     """The whole bench; writes nothing (see :func:`bench.report.write_all`)."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
     model = cfg.model or default_model()
     source, clips = load_clips(cfg)
+    cfg.out.mkdir(parents=True, exist_ok=True)
     progress(f"{len(clips)} recording(s), {sum(c.duration for c in clips):.1f} s of audio from {source}")
     results: dict[str, Any] = {
         "bench_version": __version__,
@@ -246,16 +300,37 @@ async def run(cfg: Config) -> dict[str, Any]:
         "command": cfg.command,
         "machine": describe(),
         "config": {
-            "model": model, "device": cfg.device, "compute_type": cfg.compute_type or "auto",
-            "beam_size": cfg.beam_size, "levels": cfg.levels, "threshold_s": cfg.threshold_s,
+            "model": model,
+            "device": cfg.device,
+            "compute_type": cfg.compute_type or "auto",
+            "beam_size": cfg.beam_size,
+            "levels": cfg.levels,
+            "threshold_s": cfg.threshold_s,
             "capacity_metric": cfg.capacity_metric,
-            "frame_ms": cfg.frame_ms, "tail_s": cfg.tail_s, "stagger_s": cfg.stagger_s,
-            "dg_model": cfg.dg_model, "dg_params": cfg.dg_params, "gateway_args": cfg.gateway_args,
-            "wl_args": cfg.wl_args, "wl_word_timestamps": cfg.wl_word_timestamps,
+            "frame_ms": cfg.frame_ms,
+            "level_audio_s": cfg.level_audio_s,
+            "tail_s": cfg.tail_s,
+            "stagger_s": cfg.stagger_s,
+            "dg_model": cfg.dg_model,
+            "dg_params": cfg.dg_params,
+            "gateway_args": cfg.gateway_args,
+            "wl_args": cfg.wl_args,
+            "wl_word_timestamps": cfg.wl_word_timestamps,
         },
-        "dataset": {"source": source, "files": [
-            {"id": c.rec.id, "path": str(c.rec.path), "duration_s": c.duration, "reference": c.rec.reference,
-             "speech_onset_s": c.onset, "speech_offset_s": c.offset} for c in clips]},
+        "dataset": {
+            "source": source,
+            "files": [
+                {
+                    "id": c.rec.id,
+                    "path": str(c.rec.path),
+                    "duration_s": c.duration,
+                    "reference": c.rec.reference,
+                    "speech_onset_s": c.onset,
+                    "speech_offset_s": c.offset,
+                }
+                for c in clips
+            ],
+        },
     }
     results["offline"] = await asyncio.to_thread(offline_baseline, cfg, clips, model)
     results["targets"] = []
@@ -266,9 +341,16 @@ async def run(cfg: Config) -> dict[str, Any]:
                 results["targets"].append(await run_target(spec, cfg, clips, model, raw_out))
             except launcher.LaunchError as exc:
                 progress(f"{spec.label}: could not start: {exc}")
-                results["targets"].append({"name": spec.label, "kind": spec.kind, "error": str(exc),
-                                           "levels": [], "not_applicable": list(NOT_APPLICABLE[spec.kind]),
-                                           "capacity": capacity([], cfg.threshold_s, cfg.capacity_metric)})
+                results["targets"].append(
+                    {
+                        "name": spec.label,
+                        "kind": spec.kind,
+                        "error": str(exc),
+                        "levels": [],
+                        "not_applicable": list(NOT_APPLICABLE[spec.kind]),
+                        "capacity": capacity([], cfg.threshold_s, cfg.capacity_metric),
+                    }
+                )
     if not cfg.keep_raw:
         raw_path.unlink(missing_ok=True)
     return results

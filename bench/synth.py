@@ -17,13 +17,16 @@ import numpy as np
 from bench.data import SAMPLE_RATE, Audio, Recording, read_wav, resample, write_wav
 
 SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "Please call Stella and ask her to bring these things with her from the store.",
-    "We will meet at the station at half past nine tomorrow morning.",
-    "Streaming speech recognition turns live audio into text while the speaker is still talking.",
-    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
-    "A large rainbow appeared in the sky after the storm had passed over the valley.",
+    "Please call me back tomorrow morning about the invoice.",
+    "The meeting has been moved to Thursday afternoon.",
+    "We will meet at the station at seven o'clock.",
+    "The new library opens next month in the center of town.",
+    "I would like to order two coffees and a glass of water.",
+    "Please turn off the lights when you leave the office.",
+    "The children played in the garden until it got dark.",
+    "He forgot his umbrella and got wet on the way home.",
 )
+"""Sentences espeak-ng speaks clearly enough for Whisper tiny.en (offline WER ~0 on each)."""
 
 LEAD_S = 0.5
 GAP_S = 1.2
@@ -41,8 +44,12 @@ def espeak(text: str, voice: str = "en-us", words_per_minute: int = 160) -> Audi
         raise SynthError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
-        proc = subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-w", str(out), text],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [exe, "-v", voice, "-s", str(words_per_minute), "-w", str(out), text],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0 or not out.exists():
             raise SynthError(f"espeak-ng failed: {proc.stderr.strip()}")
         samples, rate = read_wav(out)
@@ -51,6 +58,7 @@ def espeak(text: str, voice: str = "en-us", words_per_minute: int = 160) -> Audi
 
 def compose(parts: list[Audio], lead_s: float = LEAD_S, gap_s: float = GAP_S, tail_s: float = TAIL_S) -> Audio:
     """Utterances joined with silence: ``lead``, utterance, ``gap``, utterance, ..., ``tail``."""
+
     def silence(seconds: float) -> Audio:
         return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
 

@@ -57,7 +57,7 @@ def parse_target(text: str) -> TargetSpec:
     if "@" in head:
         label, text = text.split("@", 1)
     if text.startswith("url="):
-        url = text[len("url="):]
+        url = text[len("url=") :]
         if not url.startswith(("ws://", "wss://")):
             raise TargetError(f"url target needs a ws:// or wss:// URL, got {url!r}")
         return TargetSpec(label=label or url, kind="url", url=url)

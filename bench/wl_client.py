@@ -3,8 +3,9 @@
 WhisperLive has no flush: ``END_OF_AUDIO`` makes the server drop the stream at
 once, without transcribing what is pending. Its own client therefore waits
 until the server has gone quiet before sending it, and so does this one: after
-the audio, it waits until no message has come for ``settle_s`` (at most
-``settle_max_s``), then sends ``END_OF_AUDIO``.
+the audio, it waits until no message has come for ``settle_s`` counted from the
+later of the last message and the end of the audio (at most ``settle_max_s``),
+then sends ``END_OF_AUDIO``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class WlOptions:
     word_timestamps: bool = True
     use_vad: bool = True
     ready_timeout: float = 180.0
-    settle_s: float = 2.0
+    settle_s: float = 3.0
     settle_max_s: float = 20.0
     close_wait: float = 10.0
     open_timeout: float = 30.0
@@ -87,12 +88,19 @@ async def stream(audio: Audio, options: WlOptions) -> Timeline:
     tracker = SegmentTracker()
     receiver = _Receiver(tracker, timeline, options.keep_raw)
     try:
-        async with connect(options.url, max_size=2**24, open_timeout=options.open_timeout,
-                           ping_interval=None, compression=None) as ws:
+        async with connect(
+            options.url, max_size=2**24, open_timeout=options.open_timeout, ping_interval=None, compression=None
+        ) as ws:
             task = asyncio.create_task(receiver.run(ws))
             try:
-                await ws.send(handshake(uuid.uuid4().hex, options.model,
-                                        word_timestamps=options.word_timestamps, use_vad=options.use_vad))
+                await ws.send(
+                    handshake(
+                        uuid.uuid4().hex,
+                        options.model,
+                        word_timestamps=options.word_timestamps,
+                        use_vad=options.use_vad,
+                    )
+                )
                 try:
                     await asyncio.wait_for(receiver.ready.wait(), options.ready_timeout)
                 except TimeoutError:
@@ -102,12 +110,12 @@ async def stream(audio: Audio, options: WlOptions) -> Timeline:
                 t0 = time.perf_counter()
                 receiver.t0 = t0
                 pacer = Pacer(clock=time.perf_counter, sleep=asyncio.sleep, t0=t0)
-                await pacer.send_all(full, schedule(len(full), SAMPLE_RATE, options.frame_ms), ws.send,
-                                     encode_float32)
+                await pacer.send_all(full, schedule(len(full), SAMPLE_RATE, options.frame_ms), ws.send, encode_float32)
                 timeline.pacing_lag_max = pacer.lag_max
-                deadline = time.perf_counter() + options.settle_max_s
+                audio_end = time.perf_counter()
+                deadline = audio_end + options.settle_max_s
                 while time.perf_counter() < deadline and not task.done():
-                    quiet = time.perf_counter() - receiver.last_message
+                    quiet = time.perf_counter() - max(receiver.last_message, audio_end)
                     if quiet >= options.settle_s:
                         break
                     await asyncio.sleep(min(0.1, options.settle_s - quiet))

@@ -25,18 +25,20 @@ DISCONNECT = "DISCONNECT"
 
 def handshake(uid: str, model: str, *, word_timestamps: bool = True, use_vad: bool = True) -> str:
     """The first (JSON text) frame a WhisperLive client sends."""
-    return json.dumps({
-        "uid": uid,
-        "language": "en",
-        "task": "transcribe",
-        "model": model,
-        "use_vad": use_vad,
-        "send_last_n_segments": 10,
-        "no_speech_thresh": 0.45,
-        "clip_audio": False,
-        "same_output_threshold": 10,
-        "word_timestamps": word_timestamps,
-    })
+    return json.dumps(
+        {
+            "uid": uid,
+            "language": "en",
+            "task": "transcribe",
+            "model": model,
+            "use_vad": use_vad,
+            "send_last_n_segments": 10,
+            "no_speech_thresh": 0.45,
+            "clip_audio": False,
+            "same_output_threshold": 10,
+            "word_timestamps": word_timestamps,
+        }
+    )
 
 
 def _words(segment: Mapping[str, Any]) -> tuple[Word, ...]:
@@ -87,8 +89,9 @@ class SegmentTracker:
                 if start < self._last_final_end - 1e-6:
                     continue  # already recorded
                 self._last_final_end = end
-                produced.append(Update(arrival=arrival, is_final=True, transcript=text,
-                                       words=self._final_words(seg, text)))
+                produced.append(
+                    Update(arrival=arrival, is_final=True, transcript=text, words=self._final_words(seg, text))
+                )
                 self._interim = None
             elif index == len(segments) - 1 and text:
                 words = _words(seg)
@@ -115,8 +118,7 @@ class SegmentTracker:
         interim = self._interim
         if interim is None:
             return None
-        final = Update(arrival=self._interim_seen, is_final=True, transcript=interim.transcript,
-                       words=interim.words)
+        final = Update(arrival=self._interim_seen, is_final=True, transcript=interim.transcript, words=interim.words)
         self.updates.append(final)
         self._interim = None
         return final

@@ -21,8 +21,9 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="CTranslate2 Whisper model folder")
     parser.add_argument("--max-clients", type=int, default=256)
     parser.add_argument("--max-connection-time", type=int, default=3600)
-    parser.add_argument("--cpu-threads", type=int, default=0,
-                        help="OMP_NUM_THREADS for CTranslate2 (0: leave the default)")
+    parser.add_argument(
+        "--cpu-threads", type=int, default=0, help="OMP_NUM_THREADS for CTranslate2 (0: leave the default)"
+    )
     args = parser.parse_args()
     if args.cpu_threads:
         import os

@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--beam-size", type=int, default=1, help="beam size of interim decodes")
     m.add_argument("--final-beam-size", type=int, default=1, help="beam size of the decode that makes a final")
     m.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 CPU threads (0: all cores)")
-    m.add_argument("--max-batch", type=int, default=1, help="most stream windows decoded in one model call")
+    m.add_argument(
+        "--max-batch",
+        type=int,
+        default=0,
+        help="most stream windows decoded in one batched model call (0: 1 on CPU, 16 on CUDA)",
+    )
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-streams", type=int, default=64, help="concurrent streams; more are closed with 1013")
     lim.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="largest WebSocket frame accepted")

@@ -26,7 +26,8 @@ class ServerConfig:
     beam_size: int = 1
     final_beam_size: int = 1
     cpu_threads: int = 0
-    max_batch: int = 1
+    max_batch: int = 0
+    """Windows per model call; 0 picks 1 on CPU and 16 on CUDA."""
     api_keys: dict[str, str] = field(default_factory=dict)
     """API key -> tenant name. Empty: the gateway is open."""
     max_streams: int = 64

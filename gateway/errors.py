@@ -17,6 +17,9 @@ phases of a connection:
         ``Forbidden`` (403) - the key may not use what it asked for (e.g. a
         private tenant asking for a relay).
 
+        ``PaymentRequired`` (402) - the relay budget is spent and the stream
+        asked for the relay only.
+
         ``Overloaded`` (503) - not used for the upgrade itself; see below.
 
     ``StreamError`` - after the upgrade, ends one stream with a close code
@@ -35,7 +38,14 @@ phases of a connection:
         ``ServerFull`` (1013) - the concurrent-stream limit is reached.
 
         ``UpstreamError`` (1011) - a relayed engine failed and no failover
-        was possible.
+        was possible. Subclasses say how: ``UpstreamRejected`` (the upstream
+        refused the credentials or parameters: permanent),
+        ``UpstreamUnavailable`` (could not connect, 5xx, timeout),
+        ``UpstreamDropped`` (closed mid-stream), ``UpstreamStalled`` (no
+        message while audio flowed).
+
+        ``RelayBudgetExhausted`` (1008 BUDGET-0001) - the relay-minutes
+        budget ran out mid-stream and no local engine may take over.
 
         ``TwilioProtocolError`` (1008 TWILIO-0001) - a Twilio Media Streams
         event that is unknown, lacks a field, or comes out of order (media
@@ -97,6 +107,11 @@ class Forbidden(HandshakeError):
     err_code = "INSUFFICIENT_PERMISSIONS"
 
 
+class PaymentRequired(HandshakeError):
+    status = 402
+    err_code = "ASR_PAYMENT_REQUIRED"
+
+
 class StreamError(GatewayError):
     """Ends one stream after the upgrade with ``code`` and a reason."""
 
@@ -145,6 +160,30 @@ class ServerFull(StreamError):
 class UpstreamError(StreamError):
     code = CloseCode.INTERNAL_ERROR
     tag = "UPSTREAM"
+    permanent: bool = False
+    """Retrying the same request cannot help (bad credentials or parameters)."""
+
+
+class UpstreamRejected(UpstreamError):
+    tag = "UPSTREAM-REJECTED"
+    permanent = True
+
+
+class UpstreamUnavailable(UpstreamError):
+    tag = "UPSTREAM-UNAVAILABLE"
+
+
+class UpstreamDropped(UpstreamError):
+    tag = "UPSTREAM-DROPPED"
+
+
+class UpstreamStalled(UpstreamError):
+    tag = "UPSTREAM-STALLED"
+
+
+class RelayBudgetExhausted(StreamError):
+    code = CloseCode.POLICY_VIOLATION
+    tag = "BUDGET-0001"
 
 
 class TwilioProtocolError(StreamError):

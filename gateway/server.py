@@ -28,10 +28,11 @@ from websockets.typing import Subprotocol
 from gateway import models
 from gateway.auth import Principal, authenticate, split_subprotocols
 from gateway.config import ModelSpec, ServerConfig
+from gateway.engine.batched import BatchedWhisperBackend
 from gateway.engine.local import WhisperEngine
 from gateway.engine.scheduler import Scheduler
 from gateway.engine.types import Backend
-from gateway.engine.whisper import WhisperBackend, WhisperOptions
+from gateway.engine.whisper import WhisperBackend, WhisperOptions, resolve_device
 from gateway.errors import BadRequest, CloseCode, HandshakeError, ServerFull
 from gateway.params import StreamParams, parse_params
 from gateway.session import ListenSession, Sink
@@ -65,18 +66,23 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
     """Load every configured model once (blocking: call from a thread)."""
     specs = config.models or (ModelSpec("tiny.en", "tiny.en"),)
     backends: dict[str, Backend] = {}
+    device = resolve_device(config.device)
+    max_batch = config.max_batch or (16 if device == "cuda" else 1)
     for spec in specs:
         path = models.resolve(spec.path)
-        backends[spec.name] = WhisperBackend(
+        # One window per call keeps faster-whisper's temperature fallback (best on
+        # a CPU, which gains little from batching); a GPU wants many per call.
+        kind = BatchedWhisperBackend if max_batch > 1 else WhisperBackend
+        backends[spec.name] = kind(
             WhisperOptions(
                 model_path=str(path),
                 name=spec.name,
-                device=config.device,
+                device=device,
                 compute_type=config.compute_type,
                 beam_size=config.beam_size,
                 final_beam_size=config.final_beam_size,
                 cpu_threads=config.cpu_threads,
-                max_batch=config.max_batch,
+                max_batch=max_batch,
             )
         )
     return backends

@@ -90,22 +90,24 @@ class _InFlight:
 class ChannelTranscriber:
     """One channel's streaming state. Not thread-safe; owned by one session."""
 
-    def __init__(self, config: TranscriberConfig, vad_rate: int = SAMPLE_RATE) -> None:
+    def __init__(self, config: TranscriberConfig, vad_rate: int = SAMPLE_RATE, start_s: float = 0.0) -> None:
+        """``start_s``: stream time of the first sample pushed (a stream taken over mid-way, e.g. on failover)."""
         self.config = config
         end_ms = max(config.endpointing_ms or 0, config.min_endpointing_ms)
         if config.endpointing_ms is None:
             # Still detect pauses to finalise and stop decoding silence, just
             # never call them endpoints.
             end_ms = max(800, config.min_endpointing_ms)
-        self.vad = VoiceActivityDetector(vad_rate, replace(config.vad, end_ms=end_ms))
+        self.vad = VoiceActivityDetector(vad_rate, replace(config.vad, end_ms=end_ms), start_s)
         self.agreement = LocalAgreement()
         self._chunks: list[Audio] = []
         self._buffer = np.zeros(0, dtype=np.float32)
-        self.buffer_start = 0  # stream sample index of the buffer's first sample
-        self.samples = 0  # stream samples received (16 kHz)
-        self.span_start = 0.0
+        origin = round(start_s * SAMPLE_RATE)
+        self.buffer_start = origin  # stream sample index of the buffer's first sample
+        self.samples = origin  # stream samples received (16 kHz), counted from the stream's start
+        self.span_start = origin / SAMPLE_RATE
         self._speech_since_final = False
-        self._decoded_until = 0
+        self._decoded_until = origin
         self._in_flight: _InFlight | None = None
         self._flush: FlushReason | None = None
         self._finalized_text = ""

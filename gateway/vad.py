@@ -60,7 +60,7 @@ class VadConfig:
 class VoiceActivityDetector:
     """Hysteresis state machine over webrtcvad decisions for one channel."""
 
-    def __init__(self, sample_rate: int, config: VadConfig | None = None) -> None:
+    def __init__(self, sample_rate: int, config: VadConfig | None = None, start_s: float = 0.0) -> None:
         if sample_rate not in (8_000, 16_000, 32_000, 48_000):
             raise ValueError(f"webrtcvad cannot run at {sample_rate} Hz")
         self.config = config or VadConfig()
@@ -68,6 +68,7 @@ class VoiceActivityDetector:
         self.frame_samples = sample_rate * FRAME_MS // 1000
         self._vad = webrtcvad.Vad(self.config.aggressiveness)
         self._pending = np.zeros(0, dtype=np.int16)
+        self._origin = start_s  # stream time of the first sample fed (a stream taken over mid-way)
         self._frames = 0
         self._recent: deque[bool] = deque(maxlen=self.config.start_window)
         self._silent_frames = 0
@@ -83,12 +84,12 @@ class VoiceActivityDetector:
         self._peak_decay = 0.5 ** (FRAME_MS / 3000)
         self._floor_rise = 10 ** (3 / 20 * FRAME_MS / 1000)
         self.in_speech = False
-        self.last_voiced_end = 0.0
+        self.last_voiced_end = start_s
 
     @property
     def time(self) -> float:
-        """Stream seconds judged so far (whole frames)."""
-        return self._frames * FRAME_MS / 1000
+        """Stream time at the end of the frames judged so far."""
+        return self._origin + self._frames * FRAME_MS / 1000
 
     def set_end_ms(self, end_ms: int) -> None:
         """Change the silence needed to end speech (e.g. from ``endpointing``)."""
@@ -130,7 +131,7 @@ class VoiceActivityDetector:
                 self.in_speech = True
                 first = next(i for i, v in enumerate(self._recent) if v)
                 onset_frame = self._frames - len(self._recent) + first
-                return SpeechStart(onset_frame * FRAME_MS / 1000)
+                return SpeechStart(self._origin + onset_frame * FRAME_MS / 1000)
             return None
         if self._silent_frames >= self._end_frames:
             self.in_speech = False

@@ -37,8 +37,21 @@ SENTENCES = (
     "Good morning everyone, welcome to the meeting.",
 )
 EXPECTED_WORDS = frozenset(
-    {"test", "live", "captions", "caption", "quick", "brown", "fox", "lazy", "dog", "morning", "everyone",
-     "welcome", "meeting"}
+    {
+        "test",
+        "live",
+        "captions",
+        "caption",
+        "quick",
+        "brown",
+        "fox",
+        "lazy",
+        "dog",
+        "morning",
+        "everyone",
+        "welcome",
+        "meeting",
+    }
 )
 
 
@@ -75,19 +88,20 @@ def make_speech_wav(directory: Path, *, rate: int = 48_000) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     parts: list[Path] = []
     silence = directory / "pause.wav"
-    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", "-b", "16", str(silence), "trim", "0", "0.9"],
-                   check=True)
+    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", "-b", "16", str(silence), "trim", "0", "0.9"], check=True)
     for i, sentence in enumerate(SENTENCES):
         part = directory / f"sentence{i}.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(part), sentence], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(part), sentence], check=True, stdout=subprocess.DEVNULL
+        )
         parts += [silence, part]
     parts += [silence, silence]
     joined = directory / "joined.wav"
     subprocess.run(["sox", *map(str, parts), str(joined)], check=True)
     out = directory / f"speech-{rate}.wav"
-    subprocess.run(["sox", str(joined), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer",
-                    str(out)], check=True)
+    subprocess.run(
+        ["sox", str(joined), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(out)], check=True
+    )
     return out
 
 
@@ -157,10 +171,29 @@ def self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
         raise RuntimeError("openssl is required for the TLS browser test (apt-get install openssl)")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={host}",
-         "-addext", f"subjectAltName=DNS:{host},IP:127.0.0.1"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={host}",
+            "-addext",
+            f"subjectAltName=DNS:{host},IP:127.0.0.1",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return cert, key
 
@@ -185,8 +218,9 @@ class PrefixProxy:
     relayed WebSocket abruptly (a network failure, as the page sees it).
     """
 
-    def __init__(self, upstream_port: int, prefix: str = "/captions",
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, upstream_port: int, prefix: str = "/captions", ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.upstream_port = upstream_port
         self.prefix = prefix.rstrip("/")
         self.ssl_context = ssl_context
@@ -275,7 +309,7 @@ class PrefixProxy:
 
             path = target.split("?", 1)[0]
             if path == self.prefix:
-                query = target[len(path):]
+                query = target[len(path) :]
                 self._reply(writer, 301, {"Location": f"{self.prefix}/{query}"})
                 await writer.drain()
                 continue
@@ -283,7 +317,7 @@ class PrefixProxy:
                 self._reply(writer, 404, {}, b"not under the proxy prefix\n")
                 await writer.drain()
                 continue
-            upstream_target = target[len(self.prefix):]
+            upstream_target = target[len(self.prefix) :]
             self.seen.append(SeenRequest(method, target, upstream_target, lower))
 
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -334,8 +368,13 @@ class PrefixProxy:
             if lower.get("connection", "").lower() == "close":
                 return
 
-    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
+    async def _tunnel(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> None:
         pair = (writer, up_writer)
         self._tunnels.add(pair)
 
@@ -347,7 +386,7 @@ class PrefixProxy:
 
         try:
             await writer.drain()
-            done, pending = await asyncio.wait(
+            _done, pending = await asyncio.wait(
                 [asyncio.ensure_future(pipe(reader, up_writer)), asyncio.ensure_future(pipe(up_reader, writer))],
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -385,7 +424,7 @@ class StaticServer:
                     self.end_headers()
                     self.wfile.write(page)
                 elif self.path.startswith("/static/"):
-                    self.path = self.path[len("/static"):]
+                    self.path = self.path[len("/static") :]
                     super().do_GET()
                 else:
                     self.send_error(404)

@@ -21,10 +21,17 @@ def words(*items: tuple[str, float, float]) -> list[dict[str, object]]:
 
 
 def results(is_final: bool, ws: list[dict[str, object]], **flags: bool) -> str:
-    return json.dumps({"type": "Results", "is_final": is_final, "speech_final": flags.get("speech_final", False),
-                       "from_finalize": flags.get("from_finalize", False), "start": 0.0, "duration": 0.3,
-                       "channel": {"alternatives": [{"transcript": " ".join(str(w["word"]) for w in ws),
-                                                     "words": ws}]}})
+    return json.dumps(
+        {
+            "type": "Results",
+            "is_final": is_final,
+            "speech_final": flags.get("speech_final", False),
+            "from_finalize": flags.get("from_finalize", False),
+            "start": 0.0,
+            "duration": 0.3,
+            "channel": {"alternatives": [{"transcript": " ".join(str(w["word"]) for w in ws), "words": ws}]},
+        }
+    )
 
 
 class FakeDeepgram:
@@ -108,17 +115,23 @@ class FakeWhisperLive:
 
     async def handler(self, ws: ServerConnection) -> None:
         self.options = json.loads(await ws.recv())
-        await ws.send(json.dumps({"uid": self.options["uid"], "message": "SERVER_READY",
-                                  "backend": "faster_whisper"}))
+        await ws.send(json.dumps({"uid": self.options["uid"], "message": "SERVER_READY", "backend": "faster_whisper"}))
         async for message in ws:
             if message == b"END_OF_AUDIO":
                 await ws.close()
                 return
             self.frames += 1
             if self.frames == 5:
-                seg = {"start": "0.000", "end": "0.200", "text": " hi there", "completed": False,
-                       "words": [{"word": " hi", "start": "0.000", "end": "0.100", "probability": 0.9},
-                                 {"word": " there", "start": "0.100", "end": "0.200", "probability": 0.9}]}
+                seg = {
+                    "start": "0.000",
+                    "end": "0.200",
+                    "text": " hi there",
+                    "completed": False,
+                    "words": [
+                        {"word": " hi", "start": "0.000", "end": "0.100", "probability": 0.9},
+                        {"word": " there", "start": "0.100", "end": "0.200", "probability": 0.9},
+                    ],
+                }
                 await ws.send(json.dumps({"uid": self.options["uid"], "segments": [seg]}))
             if self.frames == 10:
                 seg = {"start": "0.000", "end": "0.200", "text": " hi there.", "completed": True}
@@ -140,9 +153,21 @@ async def test_whisperlive_client_waits_for_ready_streams_float32_and_settles() 
 
 
 def test_cli_builds_a_config(tmp_path: Path) -> None:
-    argv = ["run", "--target", "gateway", "--target", "url=ws://127.0.0.1:1", "--ramp", "1,2,4",
-            "--dg-param", "smart_format=true", "--gateway-arg=--final-beam-size=5", "--no-offline",
-            "--out", str(tmp_path)]
+    argv = [
+        "run",
+        "--target",
+        "gateway",
+        "--target",
+        "url=ws://127.0.0.1:1",
+        "--ramp",
+        "1,2,4",
+        "--dg-param",
+        "smart_format=true",
+        "--gateway-arg=--final-beam-size=5",
+        "--no-offline",
+        "--out",
+        str(tmp_path),
+    ]
     cfg = config_from(build_parser().parse_args(argv), argv)
     assert [t.kind for t in cfg.targets] == ["gateway", "url"]
     assert cfg.levels == [1, 2, 4]

@@ -52,8 +52,7 @@ def test_librispeech_layout(tmp_path: Path) -> None:
     write_wav(chapter / "19-198-0000.wav", tone(0.1))
     write_wav(chapter / "19-198-0001.wav", tone(0.1))
     recs = load_dataset(tmp_path)
-    assert [(r.id, r.reference) for r in recs] == [("19-198-0000", "NORTHANGER ABBEY"),
-                                                   ("19-198-0001", "CHAPTER ONE")]
+    assert [(r.id, r.reference) for r in recs] == [("19-198-0000", "NORTHANGER ABBEY"), ("19-198-0001", "CHAPTER ONE")]
 
 
 def test_librispeech_missing_audio_is_an_error(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,21 +21,21 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed"),
 ]
 
-SENTENCE = "The quick brown fox jumps over the lazy dog."
+SENTENCE = "Please call me back tomorrow morning about the invoice."
 
 
 def one_recording(folder: Path) -> Path:
     folder.mkdir()
-    write_wav(folder / "fox.wav", compose([espeak(SENTENCE)]))
-    (folder / "fox.txt").write_text(SENTENCE)
+    write_wav(folder / "call.wav", compose([espeak(SENTENCE)]))
+    (folder / "call.txt").write_text(SENTENCE)
     return folder
 
 
-def check_target(result: dict[str, object], not_applicable: set[str]) -> None:
-    [level] = result["levels"]  # type: ignore[index]
+def check_target(result: dict[str, Any], not_applicable: set[str]) -> None:
+    [level] = result["levels"]
     [session] = level["sessions"]
     assert session["error"] is None
-    assert {"quick", "fox", "dog"} <= set(session["transcript"].lower().replace(".", "").split())
+    assert {"call", "tomorrow", "invoice"} <= set(session["transcript"].lower().replace(".", "").split())
     assert session["wer"]["wer"] < 0.5
     assert session["final_words"] >= 5
     for metric in {"first_interim", "word_first_seen", "word_final", "final", "settle"} - not_applicable:
@@ -44,8 +45,14 @@ def check_target(result: dict[str, object], not_applicable: set[str]) -> None:
 
 
 async def test_bench_against_a_launched_gateway(tmp_path: Path) -> None:
-    cfg = Config(targets=[parse_target("gateway")], out=tmp_path / "out", data=one_recording(tmp_path / "data"),
-                 device="cpu", offline_beams=[1], tail_s=1.0)
+    cfg = Config(
+        targets=[parse_target("gateway")],
+        out=tmp_path / "out",
+        data=one_recording(tmp_path / "data"),
+        device="cpu",
+        offline_beams=[1],
+        tail_s=1.0,
+    )
     results = await run(cfg)
     [target] = results["targets"]
     check_target(target, set())
@@ -58,11 +65,18 @@ async def test_bench_against_a_launched_gateway(tmp_path: Path) -> None:
     assert "| gateway | 1 |" in (cfg.out / "report.md").read_text()
 
 
-@pytest.mark.skipif(not (launcher.WL_VENV / "bin" / "python").exists(),
-                    reason="WhisperLive not installed (python -m bench setup-peers)")
+@pytest.mark.skipif(
+    not (launcher.WL_VENV / "bin" / "python").exists(), reason="WhisperLive not installed (python -m bench setup-peers)"
+)
 async def test_bench_against_whisperlive(tmp_path: Path) -> None:
-    cfg = Config(targets=[parse_target("whisperlive")], out=tmp_path / "out",
-                 data=one_recording(tmp_path / "data"), device="cpu", offline_beams=[], tail_s=1.0)
+    cfg = Config(
+        targets=[parse_target("whisperlive")],
+        out=tmp_path / "out",
+        data=one_recording(tmp_path / "data"),
+        device="cpu",
+        offline_beams=[],
+        tail_s=1.0,
+    )
     results = await run(cfg)
     [target] = results["targets"]
     assert "error" not in target

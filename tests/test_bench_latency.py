@@ -17,11 +17,18 @@ def interim(arrival: float, *items: tuple[str, float, float]) -> Update:
     return Update(arrival=arrival, is_final=False, transcript=" ".join(w.text for w in ws), words=ws)
 
 
-def final(arrival: float, *items: tuple[str, float, float], speech_final: bool = False,
-          from_finalize: bool = False) -> Update:
+def final(
+    arrival: float, *items: tuple[str, float, float], speech_final: bool = False, from_finalize: bool = False
+) -> Update:
     ws = words(*items)
-    return Update(arrival=arrival, is_final=True, transcript=" ".join(w.text for w in ws), words=ws,
-                  speech_final=speech_final, from_finalize=from_finalize)
+    return Update(
+        arrival=arrival,
+        is_final=True,
+        transcript=" ".join(w.text for w in ws),
+        words=ws,
+        speech_final=speech_final,
+        from_finalize=from_finalize,
+    )
 
 
 THE, QUICK, BROWN = ("The", 0.5, 0.7), ("quick", 0.7, 1.0), ("brown", 1.0, 1.3)

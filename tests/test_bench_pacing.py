@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.pacing import Pacer, encode_float32, encode_linear16, schedule
+from bench.plan import worker_plan
 
 
 def test_schedule_covers_every_sample_once_in_order() -> None:
@@ -80,3 +81,25 @@ def test_encodings() -> None:
     audio = np.array([0.0, 1.0, -1.0, 2.0], dtype=np.float32)
     assert np.frombuffer(encode_linear16(audio), dtype="<i2").tolist() == [0, 32767, -32767, 32767]
     assert np.frombuffer(encode_float32(audio), dtype="<f4").tolist() == [0.0, 1.0, -1.0, 2.0]
+
+
+def test_worker_plan_one_worker_streams_every_recording_once() -> None:
+    assert worker_plan([3.0, 5.0, 2.0], 1, 10.0) == [[0, 1, 2]]
+
+
+def test_worker_plan_keeps_every_worker_busy_for_the_same_audio_time() -> None:
+    plans = worker_plan([3.0, 5.0, 2.0], 4, 10.0)
+    assert [p[0] for p in plans] == [0, 1, 2, 0]  # staggered starting points
+    durations = [3.0, 5.0, 2.0]
+    for plan in plans:
+        total = sum(durations[i] for i in plan)
+        assert total >= 10.0
+        assert total - durations[plan[-1]] < 10.0  # stops as soon as it has enough
+
+
+def test_worker_plan_always_streams_something_and_rejects_bad_input() -> None:
+    assert worker_plan([4.0], 2, 0.0) == [[0], [0]]
+    with pytest.raises(ValueError, match="no recordings"):
+        worker_plan([], 1, 1.0)
+    with pytest.raises(ValueError, match="streams"):
+        worker_plan([1.0], 0, 1.0)

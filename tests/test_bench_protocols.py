@@ -47,14 +47,27 @@ def test_auth_header() -> None:
 
 
 def results(is_final: bool, words: list[tuple[str, float, float]], **flags: bool) -> str:
-    return json.dumps({
-        "type": "Results", "start": 0.0, "duration": 1.0, "is_final": is_final,
-        "speech_final": flags.get("speech_final", False), "from_finalize": flags.get("from_finalize", False),
-        "channel": {"alternatives": [{
-            "transcript": " ".join(w for w, _, _ in words),
-            "words": [{"word": w.lower().strip(","), "punctuated_word": w, "start": s, "end": e}
-                      for w, s, e in words]}]},
-    })
+    return json.dumps(
+        {
+            "type": "Results",
+            "start": 0.0,
+            "duration": 1.0,
+            "is_final": is_final,
+            "speech_final": flags.get("speech_final", False),
+            "from_finalize": flags.get("from_finalize", False),
+            "channel": {
+                "alternatives": [
+                    {
+                        "transcript": " ".join(w for w, _, _ in words),
+                        "words": [
+                            {"word": w.lower().strip(","), "punctuated_word": w, "start": s, "end": e}
+                            for w, s, e in words
+                        ],
+                    }
+                ]
+            },
+        }
+    )
 
 
 def test_apply_message_records_every_kind() -> None:
@@ -95,8 +108,15 @@ def seg(start: float, end: float, text: str, completed: bool, words: bool = True
     item: dict[str, object] = {"start": f"{start:.3f}", "end": f"{end:.3f}", "text": text, "completed": completed}
     if words:
         step = (end - start) / max(1, len(text.split()))
-        item["words"] = [{"word": f" {w}", "start": f"{start + i * step:.3f}", "end": f"{start + (i + 1) * step:.3f}",
-                          "probability": 0.9} for i, w in enumerate(text.split())]
+        item["words"] = [
+            {
+                "word": f" {w}",
+                "start": f"{start + i * step:.3f}",
+                "end": f"{start + (i + 1) * step:.3f}",
+                "probability": 0.9,
+            }
+            for i, w in enumerate(text.split())
+        ]
     return item
 
 
@@ -121,8 +141,7 @@ def test_tracker_turns_resent_segments_into_finals_once_and_interims_on_change()
     t.feed(msg(seg(0.0, 1.5, "hello world", True), seg(1.5, 2.0, "how", False)), 2.0)
     t.feed(msg(seg(0.0, 1.5, "hello world", True), seg(1.5, 2.5, "how are", False)), 2.5)
     kinds = [(u.arrival, u.is_final, u.transcript) for u in t.updates]
-    assert kinds == [(1.0, False, "hello"), (2.0, True, "hello world"), (2.0, False, "how"),
-                     (2.5, False, "how are")]
+    assert kinds == [(1.0, False, "hello"), (2.0, True, "hello world"), (2.0, False, "how"), (2.5, False, "how are")]
     assert [w.text for w in t.updates[1].words] == ["hello", "world"]
     last = t.finish()
     assert last is not None

@@ -16,8 +16,10 @@ from bench.timeline import Timeline, Update, Word
 def timeline(delay: float, error: str | None = None) -> Timeline:
     tl = Timeline(audio_s=2.0, sent_s=3.0, billed_s=3.0, error=error)
     w = (Word("hello", 0.5, 0.9), Word("world", 0.9, 1.4))
-    tl.updates = [Update(arrival=1.0, is_final=False, transcript="hello", words=w[:1]),
-                  Update(arrival=1.4 + delay, is_final=True, transcript="hello world", words=w, speech_final=True)]
+    tl.updates = [
+        Update(arrival=1.0, is_final=False, transcript="hello", words=w[:1]),
+        Update(arrival=1.4 + delay, is_final=True, transcript="hello world", words=w, speech_final=True),
+    ]
     tl.end_sent = 3.0
     return tl
 
@@ -65,16 +67,22 @@ def test_capacity_is_the_last_level_before_the_first_failure() -> None:
 
 def results() -> dict[str, Any]:
     return {
-        "created": "now", "machine": {"usable_cpus": 2, "cpu": "test cpu", "memory_gib": 1.0, "gpus": []},
+        "created": "now",
+        "machine": {"usable_cpus": 2, "cpu": "test cpu", "memory_gib": 1.0, "gpus": []},
         "config": {"model": "m", "levels": [1, 2], "threshold_s": 1.0, "capacity_metric": "final"},
         "dataset": {"source": "test", "files": [{"id": "f0", "duration_s": 2.0}]},
-        "offline": [{"beam_size": 1, "rtf": 0.1, "device": "cpu", "compute_type": "int8",
-                     "wer": {"wer": 0.05}},
-                    {"beam_size": 5, "rtf": 0.2, "device": "cpu", "compute_type": "int8", "wer": {"wer": 0.04}}],
+        "offline": [
+            {"beam_size": 1, "rtf": 0.1, "device": "cpu", "compute_type": "int8", "wer": {"wer": 0.05}},
+            {"beam_size": 5, "rtf": 0.2, "device": "cpu", "compute_type": "int8", "wer": {"wer": 0.04}},
+        ],
         "targets": [
             {"name": "gateway", "kind": "gateway", "not_applicable": [], "levels": [level(1, 0.2), level(2, 1.5)]},
-            {"name": "whisperlive", "kind": "whisperlive", "not_applicable": ["speech_final", "flush"],
-             "levels": [level(1, 0.2)]},
+            {
+                "name": "whisperlive",
+                "kind": "whisperlive",
+                "not_applicable": ["speech_final", "flush"],
+                "levels": [level(1, 0.2)],
+            },
         ],
     }
 
@@ -107,8 +115,13 @@ def test_write_all_writes_json_markdown_and_pngs(tmp_path: Path) -> None:
     for target in res["targets"]:
         target["capacity"] = capacity(target["levels"], 1.0)
     paths = write_all(tmp_path, res)
-    assert {p.name for p in paths} == {"results.json", "report.md", "latency_cdf.png", "latency_vs_streams.png",
-                                      "wer.png"}
+    assert {p.name for p in paths} == {
+        "results.json",
+        "report.md",
+        "latency_cdf.png",
+        "latency_vs_streams.png",
+        "wer.png",
+    }
     for path in paths:
         assert path.stat().st_size > 0
     assert (tmp_path / "latency_cdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -123,7 +136,12 @@ def test_parse_target() -> None:
     assert (labelled.label, labelled.args) == ("beam5", ("--final-beam-size", "5"))
     url = parse_target("dg@url=wss://api.example/v1/listen")
     assert (url.label, url.kind, url.url, url.launched, url.protocol) == (
-        "dg", "url", "wss://api.example/v1/listen", False, "deepgram")
+        "dg",
+        "url",
+        "wss://api.example/v1/listen",
+        False,
+        "deepgram",
+    )
     assert parse_target("url=ws://user@h:1").label == "ws://user@h:1"
     assert parse_target("whisperlive").protocol == "whisperlive"
     with pytest.raises(TargetError):

@@ -109,8 +109,7 @@ def launch(playwright: Any, tmp_path: Path) -> Iterator[Launch]:
     """Start Chromium with a fresh profile; every context is closed after the test."""
     contexts: list[Any] = []
 
-    def _launch(wav: Path | None, *, fake_ui: bool = True, extra_args: tuple[str, ...] = (),
-                **options: Any) -> Any:
+    def _launch(wav: Path | None, *, fake_ui: bool = True, extra_args: tuple[str, ...] = (), **options: Any) -> Any:
         profile = tmp_path / f"profile{len(contexts)}"
         options.setdefault("permissions", ["microphone"] if fake_ui else [])
         options.setdefault("viewport", {"width": 1100, "height": 760})
@@ -154,7 +153,8 @@ def state(page: Any) -> str:
 def wait_state(page: Any, *states: str, timeout: float = 30_000) -> str:
     page.wait_for_function(
         "states => states.includes(document.querySelector('#status').dataset.state)",
-        arg=list(states), timeout=timeout,
+        arg=list(states),
+        timeout=timeout,
     )
     return state(page)
 
@@ -211,7 +211,8 @@ async () => {
   out.prefixed = ep.endpointsFor('https://host.example/captions/');
   out.prefixedIndex = ep.endpointsFor('https://host.example/a/b/index.html?x=1#frag');
   out.plain = ep.endpointsFor('http://127.0.0.1:8000/');
-  out.params = Object.fromEntries(new URL(ep.withParams(out.prefixed.listen, { engine: 'whisper', model: '' })).searchParams);
+  const listenUrl = ep.withParams(out.prefixed.listen, { engine: 'whisper', model: '' });
+  out.params = Object.fromEntries(new URL(listenUrl).searchParams);
   out.protocols = ep.authProtocols('abc-123');
   out.noProtocols = ep.authProtocols('') === undefined;
   try { ep.authProtocols('has space'); out.badKey = 'accepted'; } catch (e) { out.badKey = e.message; }
@@ -219,13 +220,17 @@ async () => {
   const t = new tr.Transcript();
   const res = (start, duration, text, words, isFinal, speechFinal = false) => ({
     type: 'Results', start, duration, is_final: isFinal, speech_final: speechFinal,
-    channel: { alternatives: [{ transcript: text, words: words.map(([w, s, e]) => ({ word: w.toLowerCase().replace(/[.,]/g, ''), punctuated_word: w, start: s, end: e })) }] },
+    channel: { alternatives: [{ transcript: text, words: words.map(([w, s, e]) => ({
+      word: w.toLowerCase().replace(/[.,]/g, ''), punctuated_word: w, start: s, end: e,
+    })) }] },
   });
   out.k1 = t.apply(res(0, 1, 'hello', [['hello', 0.1, 0.5]], false)).kind;
   out.interim1 = t.interim && t.interim.text;
   out.k2 = t.apply(res(0, 2, 'Hello world.', [['Hello', 0.1, 0.5], ['world.', 0.6, 1.1]], true, true)).kind;
   out.interimAfterFinal = t.interim;
-  t.apply(res(2, 3, 'Second line, a bit longer & more.', [['Second', 2.2, 2.6], ['line,', 2.6, 3.0], ['a', 3.1, 3.2], ['bit', 3.2, 3.4], ['longer', 3.4, 3.8], ['&', 3.8, 3.9], ['more.', 3.9, 4.3]], true));
+  t.apply(res(2, 3, 'Second line, a bit longer & more.', [
+    ['Second', 2.2, 2.6], ['line,', 2.6, 3.0], ['a', 3.1, 3.2], ['bit', 3.2, 3.4],
+    ['longer', 3.4, 3.8], ['&', 3.8, 3.9], ['more.', 3.9, 4.3]], true));
   t.apply(res(5, 1, '', [], true, true));
   // A second stream (reconnect) 10 s into the session: its times start at 0.
   t.apply(res(0, 1.5, 'After reconnect.', [['After', 0.2, 0.6], ['reconnect.', 0.6, 1.2]], true, true), 10);
@@ -236,7 +241,8 @@ async () => {
   out.stamp = [tr.formatTimestamp(3723.4567, ','), tr.formatTimestamp(-1, '.')];
   out.wrapped = tr.wrapCueText('one two three four five six seven eight nine ten eleven', 42);
 
-  const sine = (rate, freq, n, amp = 0.5) => Float32Array.from({ length: n }, (_, i) => amp * Math.sin(2 * Math.PI * freq * i / rate));
+  const sine = (rate, freq, n, amp = 0.5) =>
+    Float32Array.from({ length: n }, (_, i) => amp * Math.sin(2 * Math.PI * freq * i / rate));
   const run = (inRate, freq, seconds) => {
     const r = new rs.Resampler(inRate, 16000);
     const input = sine(inRate, freq, inRate * seconds);
@@ -317,9 +323,9 @@ def test_pure_modules_in_chromium(launch: Launch) -> None:
         path = route.request.url.split("captions.test/captions/", 1)[1].split("?", 1)[0]
         if path == "unit.html":
             route.fulfill(status=200, content_type="text/html", body=UNIT_PAGE)
-        elif path.startswith("static/") and (STATIC / path[len("static/"):]).is_file():
+        elif path.startswith("static/") and (STATIC / path[len("static/") :]).is_file():
             ctype = "text/javascript" if path.endswith(".js") else "text/plain"
-            route.fulfill(status=200, content_type=ctype, body=(STATIC / path[len("static/"):]).read_bytes())
+            route.fulfill(status=200, content_type=ctype, body=(STATIC / path[len("static/") :]).read_bytes())
         else:
             route.fulfill(status=404, body="not found")
 
@@ -382,12 +388,13 @@ def test_pure_modules_in_chromium(launch: Launch) -> None:
 
     assert r["lat"] == [400, 400, 800, None]
     assert r["median"] == 300
-    assert r["fmt"] == ["840 ms", "1.6 s", "–"]
+    assert r["fmt"] == ["840 ms", "1.6 s", "\u2013"]
 
     assert r["close"] == ["done", "refused", "refused", "handshake", "retry", "retry", "retry"]
     assert r["http"] == ["refused", "refused", "refused", "refused", "retry", "retry", "retry"]
     assert r["backoff"] == [500, 1000, 2000, 15000]
-    assert r["backoffJitter"][0] == 1500 and 2490 <= r["backoffJitter"][1] <= 2500
+    assert r["backoffJitter"][0] == 1500
+    assert 2490 <= r["backoffJitter"][1] <= 2500
     assert r["refusal"] == "invalid or missing API key (invalid credentials)"
 
     assert errors == []
@@ -406,7 +413,8 @@ def test_worklet_in_chromium(launch: Launch) -> None:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server.url + "unit.html")
         w = page.evaluate(WORKLET_JS)
-    assert w["sizes"] == [1600] and w["bytes"] == [3200]
+    assert w["sizes"] == [1600]
+    assert w["bytes"] == [3200]
     assert 19 <= w["count"] <= 20  # 2 s of 100 ms chunks
     assert 15_000 < w["peak"] <= 16_500  # a 0.5 tone as linear16
     assert 0.3 < w["rms"] < 0.4
@@ -417,8 +425,9 @@ def test_worklet_in_chromium(launch: Launch) -> None:
 
 
 @pytest.mark.model
-def test_live_captions_from_fake_microphone(launch: Launch, open_gateway: Gateway, speech_wav: Path,
-                                            artifacts: Path) -> None:
+def test_live_captions_from_fake_microphone(
+    launch: Launch, open_gateway: Gateway, speech_wav: Path, artifacts: Path
+) -> None:
     gateway = open_gateway
     config = config_of(gateway)
     context = launch(speech_wav)
@@ -436,26 +445,37 @@ def test_live_captions_from_fake_microphone(launch: Launch, open_gateway: Gatewa
 
     # Provisional words showed up, and before the first final.
     log = page.evaluate("window.__captionLog")
-    assert log["firstInterim"] is not None and log["firstFinal"] is not None, log
+    assert log["firstInterim"] is not None, log
+    assert log["firstFinal"] is not None, log
     assert log["firstInterim"] < log["firstFinal"], log
     assert log["interimStyle"] == "italic", log  # provisional words look provisional
 
-    assert sockets and sockets[0].startswith(f"ws://127.0.0.1:{gateway.port}/v1/listen?")
+    assert sockets
+    assert sockets[0].startswith(f"ws://127.0.0.1:{gateway.port}/v1/listen?")
     assert f"engine={config['default_engine']}" in sockets[0]
-    assert "encoding=linear16" in sockets[0] and "sample_rate=16000" in sockets[0]
+    assert "encoding=linear16" in sockets[0]
+    assert "sample_rate=16000" in sockets[0]
     engine_info = page.inner_text("#engine-info")
     assert config["default_engine"] in engine_info, engine_info
     assert re.fullmatch(r"\d+ ms|\d+\.\d s", page.inner_text("#latency-final")), page.inner_text("#latency-final")
     assert re.fullmatch(r"\d+ ms|\d+\.\d s", page.inner_text("#latency-interim"))
     page.screenshot(path=str(artifacts / "browser-live-captions.png"), full_page=True)
+    # Best effort: a second picture while provisional words are on screen (the file loops).
+    page.wait_for_function(
+        "() => { const e = document.getElementById('interim'); return e && e.isConnected && e.textContent.trim(); }",
+        timeout=30_000,
+    )
+    page.screenshot(path=str(artifacts / "browser-live-captions-interim.png"), full_page=True)
 
     page.click("#stop")
     wait_state(page, "stopped", timeout=20_000)
     shown = finals(page)
-    assert shown and page.locator("#interim").count() == 0
+    assert shown
+    assert page.locator("#interim").count() == 0
 
     name, text = read_download(page, "#download-txt")
-    assert name.startswith("transcript-") and name.endswith(".txt")
+    assert name.startswith("transcript-")
+    assert name.endswith(".txt")
     assert " ".join(text.split()) == " ".join(" ".join(shown).split())
     assert found <= words_of(text)
 
@@ -465,7 +485,8 @@ def test_live_captions_from_fake_microphone(launch: Launch, open_gateway: Gatewa
     assert cues, srt
     assert [int(c[0]) for c in cues] == list(range(1, len(cues) + 1))
     starts = [c[1] for c in cues]
-    assert starts == sorted(starts) and all(c[1] < c[2] for c in cues)
+    assert starts == sorted(starts)
+    assert all(c[1] < c[2] for c in cues)
     assert words_of(" ".join(c[3] for c in cues)) == words_of(text)
 
     name, vtt = read_download(page, "#download-vtt")
@@ -477,8 +498,9 @@ def test_live_captions_from_fake_microphone(launch: Launch, open_gateway: Gatewa
 
 
 @pytest.mark.model
-def test_prefix_tls_api_key_and_reconnect(launch: Launch, keyed_gateway: Gateway, speech_wav: Path,
-                                          artifacts: Path, tmp_path: Path) -> None:
+def test_prefix_tls_api_key_and_reconnect(
+    launch: Launch, keyed_gateway: Gateway, speech_wav: Path, artifacts: Path, tmp_path: Path
+) -> None:
     """Behind a TLS reverse proxy that strips /captions, with an API key, surviving a dropped stream."""
     cert, key = self_signed_cert(tmp_path, TLS_HOST)
     proxy = PrefixProxy(keyed_gateway.port, "/captions", tls_context(cert, key)).start()
@@ -496,7 +518,8 @@ def test_prefix_tls_api_key_and_reconnect(launch: Launch, keyed_gateway: Gateway
 
         page.click("#start")  # no key yet: the page asks for it instead of connecting
         assert "API key" in page.inner_text("#status-detail")
-        assert state(page) == "idle" and sockets == []
+        assert state(page) == "idle"
+        assert sockets == []
 
         page.fill("#api-key", API_KEY)
         page.click("#start")
@@ -517,18 +540,23 @@ def test_prefix_tls_api_key_and_reconnect(launch: Launch, keyed_gateway: Gateway
         wait_state(page, "reconnecting", timeout=10_000)
         assert "lost" in page.inner_text("#status-detail")
         wait_state(page, "listening", timeout=30_000)
-        assert len(sockets) == 2 and sockets[1].startswith(f"wss://{TLS_HOST}:{proxy.port}/captions/v1/listen?")
+        assert len(sockets) == 2
+        assert sockets[1].startswith(f"wss://{TLS_HOST}:{proxy.port}/captions/v1/listen?")
         wait_for_words(page, minimum=2, baseline=before)
         page.click("#stop")
         wait_state(page, "stopped", timeout=20_000)
+        # One session clock across both streams: the cues after the drop come later.
+        _, srt = read_download(page, "#download-srt")
+        starts = re.findall(r"^(\d\d:\d\d:\d\d,\d{3}) -->", srt, re.M)
+        assert len(starts) > before, srt
+        assert starts == sorted(starts), srt
         assert errors == []
     finally:
         proxy.stop()
 
 
 @pytest.mark.model
-def test_wrong_api_key_is_refused(launch: Launch, keyed_gateway: Gateway, speech_wav: Path,
-                                  artifacts: Path) -> None:
+def test_wrong_api_key_is_refused(launch: Launch, keyed_gateway: Gateway, speech_wav: Path, artifacts: Path) -> None:
     context = launch(speech_wav)
     page, sockets, errors = open_page(context, keyed_gateway.url)
     page.fill("#api-key", "not-the-key")
@@ -538,8 +566,10 @@ def test_wrong_api_key_is_refused(launch: Launch, keyed_gateway: Gateway, speech
     assert "API key" in detail, detail
     assert len(sockets) == 1  # refused, not retried
     time.sleep(1.5)
-    assert state(page) == "refused" and len(sockets) == 1
-    assert page.is_enabled("#start") and page.is_disabled("#stop")
+    assert state(page) == "refused"
+    assert len(sockets) == 1
+    assert page.is_enabled("#start")
+    assert page.is_disabled("#stop")
     page.screenshot(path=str(artifacts / "browser-refused.png"), full_page=True)
     assert errors == []
 
@@ -565,4 +595,51 @@ def test_denied_microphone(launch: Launch, open_gateway: Gateway, speech_wav: Pa
     assert state(page) == "mic-denied"
     page.click("#start")
     wait_state(page, "mic-denied")
-    assert sockets == [] and errors == [] and errors2 == []
+    assert sockets == []
+    assert errors == []
+    assert errors2 == []
+
+
+@pytest.mark.model
+def test_engine_picker(launch: Launch, open_gateway: Gateway, speech_wav: Path) -> None:
+    """Where /v1/config offers several engines (and models) the user picks; a switch restarts the stream.
+
+    The real gateway serves one engine, so /v1/config is rewritten here to offer a second one,
+    which the gateway then refuses with a 400: the page must say so and stop.
+    """
+    gateway = open_gateway
+    real = config_of(gateway)
+    offered = {
+        **real,
+        "engines": [real["default_engine"], "elsewhere"],
+        "models": [real["default_model"], "other-model"],
+        "default_model": real["default_model"],
+    }
+    context = launch(speech_wav)
+    context.route("**/v1/config", lambda route: route.fulfill(json=offered))
+    page, sockets, errors = open_page(context, gateway.url)
+    assert page.is_enabled("#engine")
+    assert page.eval_on_selector_all("#engine option", "os => os.map(o => o.value)") == offered["engines"]
+    assert page.is_visible("#model-row")
+    assert page.input_value("#model") == real["default_model"]
+
+    page.click("#start")
+    wait_state(page, "listening")
+    assert f"engine={real['default_engine']}" in sockets[0]
+    assert f"model={real['default_model']}" in sockets[0]
+    wait_for_words(page, minimum=1)
+    page.select_option("#engine", "elsewhere")
+    wait_state(page, "refused", timeout=20_000)
+    assert len(sockets) == 2
+    assert "engine=elsewhere" in sockets[1]
+    detail = page.inner_text("#status-detail")
+    assert "parameters" in detail, detail
+    assert "elsewhere" in detail, detail
+
+    page.select_option("#engine", real["default_engine"])
+    page.click("#start")
+    wait_state(page, "listening")
+    assert f"engine={real['default_engine']}" in sockets[-1]
+    page.click("#stop")
+    wait_state(page, "stopped", timeout=20_000)
+    assert errors == []

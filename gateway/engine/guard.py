@@ -45,3 +45,22 @@ def cut_repetitions(words: list[Word], max_repeats: int) -> list[Word]:
             if run > max_repeats:
                 return words[: i + size * max_repeats]
     return words
+
+
+def cut_token_loop(tokens: list[int], max_repeats: int = 3, longest: int = 8) -> list[int]:
+    """Cut a token sequence where an n-gram (n <= ``longest``) repeats more than ``max_repeats`` times.
+
+    Greedy decoding sometimes loops inside one word ("Renocleocleocleo..."),
+    which a word-level guard cannot see.
+    """
+    for i in range(len(tokens)):
+        for size in range(1, longest + 1):
+            phrase = tokens[i : i + size]
+            if len(phrase) < size:
+                break
+            run, j = 1, i + size
+            while tokens[j : j + size] == phrase:
+                run, j = run + 1, j + size
+            if run > max_repeats:
+                return tokens[: i + size]
+    return tokens

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from gateway import messages
@@ -56,14 +57,25 @@ class WhisperEngine:
             vad_events=params.vad_events,
         )
 
-    def open_stream(self, params: StreamParams, request_id: str, emit: Emit, fail: Fail) -> WhisperStream:
-        return WhisperStream(self, params, request_id, emit, fail)
+    def open_stream(
+        self, params: StreamParams, request_id: str, emit: Emit, fail: Fail, *, start_s: Sequence[float] = ()
+    ) -> WhisperStream:
+        """Serve a stream; ``start_s`` (per channel) takes one over from that stream time (failover)."""
+        return WhisperStream(self, params, request_id, emit, fail, start_s)
 
 
 class WhisperStream:
     """One client stream on the local engine."""
 
-    def __init__(self, engine: WhisperEngine, params: StreamParams, request_id: str, emit: Emit, fail: Fail) -> None:
+    def __init__(
+        self,
+        engine: WhisperEngine,
+        params: StreamParams,
+        request_id: str,
+        emit: Emit,
+        fail: Fail,
+        start_s: Sequence[float] = (),
+    ) -> None:
         self.engine = engine
         self.params = params
         self.request_id = request_id
@@ -71,7 +83,8 @@ class WhisperStream:
         self._fail = fail
         config = engine.transcriber_config(params)
         vad_rate = 8_000 if params.sample_rate == 8_000 else 16_000
-        self.channels = [ChannelTranscriber(config, vad_rate) for _ in range(params.output_channels)]
+        starts = list(start_s) or [0.0] * params.output_channels
+        self.channels = [ChannelTranscriber(config, vad_rate, starts[i]) for i in range(params.output_channels)]
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self.usage = Usage("whisper")
         self._failure: BaseException | None = None

@@ -108,5 +108,7 @@ def _segments_to_words(segments: Any, offset: float, guard: GuardConfig) -> list
             text = w.word.strip()
             if not text or w.probability < guard.min_word_probability:
                 continue
-            words.append(Word(text, round(offset + w.start, 3), round(offset + w.end, 3), float(w.probability)))
+            words.append(
+                Word(text, round(offset + float(w.start), 3), round(offset + float(w.end), 3), float(w.probability))
+            )
     return cut_repetitions(words, guard.max_repeats)

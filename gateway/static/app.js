@@ -500,6 +500,7 @@ class CaptionsApp {
     this.link = null;
     this.queue = [];
     this.closeMic();
+    this.showEngine('');
     if (info.status === 401 || info.status === 403) {
       this.ui.keyRow.hidden = false;
       sessionStorage.removeItem('captions.apiKey');

@@ -33,7 +33,7 @@ system:
 test-deps: system $(VENV)/.installed-test
 
 lint: test-deps
-	$(BIN)/ruff check gateway bench tests
+	$(BIN)/ruff check gateway bench tests clients
 	$(BIN)/mypy
 
 pytest: test-deps

@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra option for launched gateways (repeat; use --gateway-arg=--flag)",
     )
     run.add_argument(
+        "--level-audio",
+        type=float,
+        help="seconds of audio each worker streams per level (default: the data set's total, one pass)",
+    )
+    run.add_argument(
+        "--wl-python",
+        help="Python that has whisper_live installed (default: .peers/whisperlive-venv, set up when missing)",
+    )
+    run.add_argument(
         "--wl-arg", action="append", default=[], metavar="ARG", help="extra option for bench/wl_server.py (repeat)"
     )
     run.add_argument(

@@ -20,6 +20,7 @@ from bench.machine import describe
 from bench.offline import default_compute_type, resolve_device, transcribe_all
 from bench.plan import worker_plan
 from bench.procmon import Sampler, system_busy_s
+from bench.report import write_json
 from bench.speech import speech_bounds
 from bench.synth import make_dataset
 from bench.targets import NOT_APPLICABLE, TargetSpec
@@ -333,6 +334,7 @@ async def run(cfg: Config) -> dict[str, Any]:
         },
     }
     results["offline"] = await asyncio.to_thread(offline_baseline, cfg, clips, model)
+    write_json(cfg.out / "results.json", results)
     results["targets"] = []
     raw_path = cfg.out / "timelines.jsonl"
     with raw_path.open("w", encoding="utf-8") as raw_out:
@@ -351,6 +353,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                         "capacity": capacity([], cfg.threshold_s, cfg.capacity_metric),
                     }
                 )
+            write_json(cfg.out / "results.json", results)  # partial results survive an interrupted run
     if not cfg.keep_raw:
         raw_path.unlink(missing_ok=True)
     return results

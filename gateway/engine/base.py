@@ -40,9 +40,51 @@ class Usage:
             "cost_usd": round(self.cost_usd, 6),
         }
 
+    def by_engine(self) -> tuple[Usage, ...]:
+        return (self,)
+
+
+@dataclass(slots=True)
+class StreamUsage:
+    """A stream served by several engines in turn (failover): one :class:`Usage` each.
+
+    ``audio_s`` is the stream's own audio; the parts may overlap, because
+    audio an engine had not finalized is replayed to the next one.
+    """
+
+    parts: list[Usage]
+    audio_s: float = 0.0
+    failovers: int = 0
+
+    def by_engine(self) -> tuple[Usage, ...]:
+        return tuple(self.parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Usage's keys (summed; ``engine`` is the one serving last), plus the parts."""
+        return {
+            "engine": self.parts[-1].engine,
+            "audio_seconds": round(self.audio_s, 3),
+            "inference_seconds": round(sum(p.inference_s for p in self.parts), 3),
+            "billed_seconds": round(sum(p.billed_s for p in self.parts), 3),
+            "cost_usd": round(sum(p.cost_usd for p in self.parts), 6),
+            "failovers": self.failovers,
+            "engines": [p.as_dict() for p in self.parts],
+        }
+
+
+class UsageReport(Protocol):
+    """What a stream reports about its cost (a :class:`Usage` or a :class:`StreamUsage`)."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def by_engine(self) -> tuple[Usage, ...]: ...
+
 
 class EngineStream(Protocol):
-    usage: Usage
+    @property
+    def usage(self) -> UsageReport:
+        """What the stream cost so far (read live by the budget and /v1/usage)."""
+        ...
 
     async def push(self, frame: DecodedFrame, raw: bytes) -> None:
         """New audio (decoded, plus the raw frame for relays)."""

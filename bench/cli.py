@@ -107,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="Python that has whisper_live installed (default: .peers/whisperlive-venv, set up when missing)",
     )
     run.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every --ramp level even after one did not hold (capacity still stops at the first)",
+    )
+    run.add_argument(
+        "--wl-settle",
+        type=float,
+        default=5.0,
+        help="WhisperLive has no flush: seconds of server silence after the audio before END_OF_AUDIO",
+    )
+    run.add_argument(
         "--wl-arg", action="append", default=[], metavar="ARG", help="extra option for bench/wl_server.py (repeat)"
     )
     run.add_argument(
@@ -167,11 +178,13 @@ def config_from(args: argparse.Namespace, argv: list[str]) -> Config:
         gateway_args=args.gateway_arg,
         wl_args=args.wl_arg,
         wl_word_timestamps=args.wl_word_timestamps,
+        wl_settle_s=args.wl_settle,
         dg_model=args.dg_model,
         dg_params=dict(args.dg_param),
         api_key=args.api_key,
         offline_beams=[] if args.no_offline else args.offline_beams,
         keep_raw=not args.no_raw,
+        keep_going=args.keep_going,
         command=["python", "-m", "bench", *argv],
     )
 

@@ -21,7 +21,6 @@ DEFAULT_PARAMS: dict[str, str] = {
 
 FINALIZE = json.dumps({"type": "Finalize"})
 CLOSE_STREAM = json.dumps({"type": "CloseStream"})
-KEEP_ALIVE = json.dumps({"type": "KeepAlive"})
 
 
 def listen_url(base: str, model: str, extra: Mapping[str, str] | None = None) -> str:

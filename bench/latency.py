@@ -19,7 +19,10 @@ Metrics (each a list of samples; see bench/README.md for the method):
 Word times are the *final* words' own ``start``/``end``. A final word is matched
 to earlier interim words by position: an interim received after ``k`` final
 words hypothesises the words that follow them, and is aligned to the next final
-words with :class:`difflib.SequenceMatcher` over lightly normalized text.
+words with :class:`difflib.SequenceMatcher` over lightly normalized text. A
+matched pair counts only if the two words lie within ``MATCH_GAP_S`` of each
+other in the audio, so a word of the same text elsewhere in the utterance (a
+second "the") is never taken for it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ METRICS = (
 
 ALIGN_SLACK = 8
 """Extra final words beyond an interim's length that the interim may be aligned against."""
+
+MATCH_GAP_S = 1.0
+"""Largest gap in audio time between an interim word and the final word it is matched to."""
 
 _NON_WORD = re.compile(r"[^\w']+")
 
@@ -80,6 +86,11 @@ def _final_word_positions(updates: list[Update]) -> list[tuple[Word, float]]:
     return out
 
 
+def _gap(a: Word, b: Word) -> float:
+    """Seconds between two words' time spans (0 when they overlap)."""
+    return max(0.0, a.start - b.end, b.start - a.end)
+
+
 def first_seen_times(updates: list[Update]) -> list[FinalWord]:
     """For each final word, the earliest arrival of a result that already showed it."""
     positions = _final_word_positions(updates)
@@ -97,9 +108,10 @@ def first_seen_times(updates: list[Update]) -> list[FinalWord]:
         interim = [word_key(w.text) for w in update.words]
         matcher = SequenceMatcher(a=interim, b=candidates, autojunk=False)
         for block in matcher.get_matching_blocks():
-            for j in range(block.b, block.b + block.size):
-                pos = committed + j
-                first[pos] = min(first[pos], update.arrival)
+            for k in range(block.size):
+                pos = committed + block.b + k
+                if _gap(update.words[block.a + k], positions[pos][0]) <= MATCH_GAP_S:
+                    first[pos] = min(first[pos], update.arrival)
     return [
         FinalWord(word=w, final_arrival=arrival, first_seen=seen)
         for (w, arrival), seen in zip(positions, first, strict=True)

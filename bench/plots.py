@@ -37,11 +37,12 @@ def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
                     continue
                 xs, ys = cdf(values)
                 ax.step(
-                    xs,
-                    ys,
+                    [xs[0], *xs],  # start the curve at 0 so that even one sample shows as a step
+                    [0.0, *ys],
                     where="post",
                     color=colors[target["name"]],
                     linestyle=STYLES[i % len(STYLES)],
+                    marker="o" if len(xs) <= 5 else None,
                     label=f"{target['name']} x{level['streams']} (n={len(values)})",
                 )
                 drawn = True
@@ -53,7 +54,7 @@ def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
         if drawn:
             ax.legend(fontsize=7, loc="lower right")
         else:
-            ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, color="grey")
+            ax.text(0.5, 0.5, "no samples (or n/a)", ha="center", va="center", transform=ax.transAxes, color="grey")
     for ax in list(axes.flat)[len(LATENCY_COLUMNS) :]:
         ax.axis("off")
     fig.suptitle("Latency CDFs (curves further left are better)")
@@ -63,27 +64,31 @@ def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
 
 
 def latency_vs_streams(results: Mapping[str, Any], path: Path) -> Path:
-    """p50/p95 word-final and first-seen latency, and server CPU, against concurrent streams."""
+    """p50/p95 of the capacity metric (with its threshold) and of word first-seen latency, and server
+    CPU, against concurrent streams."""
     colors = _colors(results)
-    threshold = results.get("config", {}).get("threshold_s")
+    config = results.get("config", {})
+    threshold = config.get("threshold_s")
+    capacity_metric = config.get("capacity_metric", "final")
+    titles = dict(LATENCY_COLUMNS)
+    panels = (capacity_metric, "word_first_seen")
     fig, (left, mid, right) = plt.subplots(1, 3, figsize=(16, 5), constrained_layout=True)
     for target in results.get("targets", []):
-        levels = [lv for lv in target.get("levels", []) if lv["latency"].get("word_final")]
-        if not levels:
-            continue
-        xs = [lv["streams"] for lv in levels]
+        levels = target.get("levels", [])
         color = colors[target["name"]]
-        for ax, metric in ((left, "word_final"), (mid, "word_first_seen")):
-            pts = [(x, lv["latency"][metric]) for x, lv in zip(xs, levels, strict=True) if lv["latency"][metric]]
-            ax.plot([x for x, _ in pts], [s["p50"] for _, s in pts], "o-", color=color, label=f"{target['name']} p50")
-            ax.plot([x for x, _ in pts], [s["p95"] for _, s in pts], "s--", color=color, label=f"{target['name']} p95")
-        cpu = [(x, lv["load"]["cpu_pct_mean"]) for x, lv in zip(xs, levels, strict=True) if lv.get("load")]
+        for ax, metric in zip((left, mid), panels, strict=True):
+            pts = [(lv["streams"], lv["latency"][metric]) for lv in levels if lv["latency"].get(metric)]
+            if pts:
+                xs = [x for x, _ in pts]
+                ax.plot(xs, [s["p50"] for _, s in pts], "o-", color=color, label=f"{target['name']} p50")
+                ax.plot(xs, [s["p95"] for _, s in pts], "s--", color=color, label=f"{target['name']} p95")
+        cpu = [(lv["streams"], lv["load"]["cpu_pct_mean"]) for lv in levels if lv.get("load")]
         if cpu:
             right.plot([x for x, _ in cpu], [c for _, c in cpu], "o-", color=color, label=target["name"])
-    for ax, title in ((left, "word final latency"), (mid, "word first-seen latency")):
-        if threshold is not None and ax is left:
-            ax.axhline(threshold, color="red", alpha=0.5, linestyle=":", label=f"threshold {threshold} s")
-        ax.set_title(title)
+    if threshold is not None:
+        left.axhline(threshold, color="red", alpha=0.5, linestyle=":", label=f"threshold {threshold} s")
+    for ax, metric in zip((left, mid), panels, strict=True):
+        ax.set_title(f"{titles.get(metric, metric)} latency")
         ax.set_ylabel("seconds")
     right.set_title("server CPU (100 % = one core)")
     right.set_ylabel("percent")
@@ -100,21 +105,23 @@ def latency_vs_streams(results: Mapping[str, Any], path: Path) -> Path:
 
 def wer_bars(results: Mapping[str, Any], path: Path) -> Path:
     """Streaming WER per target and level beside the offline baselines."""
+    colors = _colors(results)
     labels: list[str] = []
     values: list[float] = []
+    fills: list[str] = []
     for run in results.get("offline") or []:
         if run["wer"]:
             labels.append(f"offline beam {run['beam_size']}")
             values.append(100 * run["wer"]["wer"])
+            fills.append("grey")
     for target in results.get("targets", []):
         for level in target.get("levels", []):
             if level.get("wer"):
                 labels.append(f"{target['name']} x{level['streams']}")
                 values.append(100 * level["wer"]["wer"])
+                fills.append(colors[target["name"]])
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(labels) + 2), 4.5), constrained_layout=True)
-    bars = ax.bar(
-        range(len(values)), values, color=["grey" if lab.startswith("offline") else "tab:blue" for lab in labels]
-    )
+    bars = ax.bar(range(len(values)), values, color=fills)
     ax.bar_label(bars, fmt="%.1f%%", fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel("WER %")

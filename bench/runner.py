@@ -54,11 +54,13 @@ class Config:
     gateway_args: list[str] = field(default_factory=list)
     wl_args: list[str] = field(default_factory=list)
     wl_word_timestamps: bool = True
+    wl_settle_s: float = 5.0
     dg_model: str = "nova-3"
     dg_params: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
     offline_beams: list[int] = field(default_factory=lambda: [1, 5])
     keep_raw: bool = True
+    keep_going: bool = False
     command: list[str] = field(default_factory=list)
 
 
@@ -129,6 +131,8 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
             frame_ms=cfg.frame_ms,
             tail_s=cfg.tail_s,
             word_timestamps=cfg.wl_word_timestamps,
+            settle_s=cfg.wl_settle_s,
+            settle_max_s=max(20.0, 2 * cfg.wl_settle_s),
             keep_raw=keep_raw,
         )
         return lambda audio: wl_client.stream(audio, wl_opts)
@@ -248,7 +252,7 @@ async def run_target(spec: TargetSpec, cfg: Config, clips: list[Clip], model: st
             )
             result["levels"].append(level)
             progress(f"{spec.label} x{streams}: {level['verdict']}")
-            if not level["held"] and len(cfg.levels) > 1:
+            if not level["held"] and not cfg.keep_going:
                 break
         if server:
             result["server_log_tail"] = server.log_tail(10)
@@ -308,6 +312,7 @@ async def run(cfg: Config) -> dict[str, Any]:
             "levels": cfg.levels,
             "threshold_s": cfg.threshold_s,
             "capacity_metric": cfg.capacity_metric,
+            "keep_going": cfg.keep_going,
             "frame_ms": cfg.frame_ms,
             "level_audio_s": cfg.level_audio_s,
             "tail_s": cfg.tail_s,
@@ -317,6 +322,7 @@ async def run(cfg: Config) -> dict[str, Any]:
             "gateway_args": cfg.gateway_args,
             "wl_args": cfg.wl_args,
             "wl_word_timestamps": cfg.wl_word_timestamps,
+            "wl_settle_s": cfg.wl_settle_s,
         },
         "dataset": {
             "source": source,

@@ -37,7 +37,7 @@ class WlOptions:
     word_timestamps: bool = True
     use_vad: bool = True
     ready_timeout: float = 180.0
-    settle_s: float = 3.0
+    settle_s: float = 5.0
     settle_max_s: float = 20.0
     close_wait: float = 10.0
     open_timeout: float = 30.0

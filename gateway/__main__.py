@@ -9,6 +9,7 @@ import logging
 import os
 from dataclasses import replace
 
+from gateway import relay_cli
 from gateway.config import ModelSpec, ServerConfig
 from gateway.transcriber import TranscriberConfig
 
@@ -79,6 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY[=TENANT]",
         help="accepted API key (repeatable; also GATEWAY_API_KEYS, comma-separated); none: open to all",
     )
+    c = p.add_argument_group("call center (Twilio Media Streams, stored transcripts)")
+    c.add_argument(
+        "--store",
+        default=env("GATEWAY_STORE", "gateway-transcripts.sqlite3"),
+        metavar="PATH",
+        help="SQLite file keeping every final of every stream ('none': keep nothing)",
+    )
+    c.add_argument("--webhook-url", default=env("GATEWAY_WEBHOOK_URL"), help="POST finals here as JSON batches")
+    c.add_argument(
+        "--twilio-auth-token",
+        help="check X-Twilio-Signature on /v1/twilio (also TWILIO_AUTH_TOKEN; not shown here, it is a secret)",
+    )
+    c.add_argument(
+        "--public-url",
+        default=env("GATEWAY_PUBLIC_URL"),
+        help="base URL Twilio connects to (e.g. wss://gw.example.com) when behind a proxy; default wss://<Host>",
+    )
+    c.add_argument("--twilio-tenant", default="default", help="tenant owning Twilio calls (for API-key reads)")
+    relay_cli.add_arguments(p)
     p.add_argument("--log-level", default=env("GATEWAY_LOG_LEVEL", "INFO"))
     return p
 
@@ -111,6 +131,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_frame_bytes=args.max_frame_bytes,
         idle_timeout_s=args.idle_timeout,
         transcriber=transcriber,
+        relay=relay_cli.relay_config(args),
+        routing=relay_cli.routing_policy(args),
+        store_path=None if args.store.strip().lower() in ("", "none") else args.store,
+        webhook_url=args.webhook_url or None,
+        twilio_auth_token=args.twilio_auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None,
+        public_url=args.public_url or None,
+        twilio_tenant=args.twilio_tenant,
     )
 
 

@@ -103,9 +103,7 @@ def to_text(record: StreamRecord, finals: list[FinalRecord]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def cues(
-    record: StreamRecord, finals: list[FinalRecord], max_chars: int = 84, max_seconds: float = 7.0
-) -> list[Cue]:
+def cues(record: StreamRecord, finals: list[FinalRecord], max_chars: int = 84, max_seconds: float = 7.0) -> list[Cue]:
     """Subtitle cues of every final, in time order."""
     out: list[Cue] = []
     for final in _ordered(finals):

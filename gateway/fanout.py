@@ -45,6 +45,8 @@ class _Live:
     stored: bool
     status: str = "disconnected"
     finals: int = 0
+    recorded: bool = False
+    """The end is in the store already (written when Metadata went out)."""
 
 
 class Fanout:
@@ -89,7 +91,10 @@ class Fanout:
             if live.stored:
                 await self._write(AddFinal(stream_id, final, datetime.now(UTC)), stream_id)
         elif kind == "Metadata":
+            # Record the end before the client sees it: a transcript fetched
+            # right after the close already reads "completed".
             live.status = "completed"
+            await self._record_end(live, {"duration": message.get("duration"), "usage": message.get("usage")})
         elif kind == "Error":
             live.status = f"error: {message.get('description', '')}"[:200]
         to_webhook = self.webhook is not None and (final is not None or kind in WEBHOOK_TYPES)
@@ -106,10 +111,10 @@ class Fanout:
 
     async def end(self, stream_id: str, status: str | None = None, stats: dict[str, Any] | None = None) -> None:
         """The stream is over; ``status`` overrides what its messages said."""
-        live = self._live.pop(stream_id)
-        final_status = status or live.status
-        if live.stored:
-            await self._write(EndStream(stream_id, datetime.now(UTC), final_status, stats or {}), stream_id)
+        live = self._live[stream_id]
+        final_status = live.status = status or live.status
+        await self._record_end(live, stats or {})
+        del self._live[stream_id]
         self.hub.stream_ended(live.info, final_status)
         if self.webhook is not None:
             self.webhook.submit(
@@ -121,6 +126,11 @@ class Fanout:
                     "finals": live.finals,
                 }
             )
+
+    async def _record_end(self, live: _Live, stats: dict[str, Any]) -> None:
+        if live.stored and not live.recorded:
+            live.recorded = True
+            await self._write(EndStream(live.info.stream_id, datetime.now(UTC), live.status, stats), live.info.stream_id)
 
     async def _write(self, write: Write, stream_id: str) -> None:
         assert self.store is not None

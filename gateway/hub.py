@@ -103,7 +103,9 @@ class Hub:
                     self.unsubscribe(subscription)
 
     def stream_ended(self, info: StreamInfo, status: str) -> None:
-        self.publish(info, {"type": "StreamEnded", "stream_id": info.stream_id, "call_id": info.call_id, "status": status})
+        self.publish(
+            info, {"type": "StreamEnded", "stream_id": info.stream_id, "call_id": info.call_id, "status": status}
+        )
         live = self._live.get(info.call_id, {})
         live.pop(info.stream_id, None)
         if live:

@@ -116,3 +116,30 @@ def metadata(
 
 def error(description: str, variant: str = "error", message: str = "") -> dict[str, Any]:
     return {"type": "Error", "variant": variant, "description": description, "message": message or description}
+
+
+def engine_info(
+    *,
+    request_id: str,
+    engine: str,
+    model: str,
+    previous: str,
+    reason: str,
+    variant: str,
+    start: float,
+) -> dict[str, Any]:
+    """The stream moved to another engine (failover): from ``start`` on, ``engine`` transcribes.
+
+    Not a Deepgram message: deepgram-sdk hands unknown types to the caller as None.
+    """
+    return {
+        "type": "EngineInfo",
+        "request_id": request_id,
+        "engine": engine,
+        "model": model,
+        "previous_engine": previous,
+        "failover": True,
+        "reason": reason,
+        "variant": variant,
+        "start": round(start, 3),
+    }

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -27,13 +26,17 @@ from websockets.typing import Subprotocol
 
 from gateway import models
 from gateway.auth import Principal, authenticate, split_subprotocols
+from gateway.callcenter import CallCenter
 from gateway.config import ModelSpec, ServerConfig
+from gateway.dispatch import EngineRouter
+from gateway.engine.base import Engine
 from gateway.engine.batched import BatchedWhisperBackend
 from gateway.engine.local import WhisperEngine
 from gateway.engine.scheduler import Scheduler
 from gateway.engine.types import Backend
 from gateway.engine.whisper import WhisperBackend, WhisperOptions, resolve_device
-from gateway.errors import BadRequest, CloseCode, HandshakeError, ServerFull
+from gateway.errors import BadRequest, CloseCode, HandshakeError, ServerFull, Unauthorized
+from gateway.http import error_response, json_response
 from gateway.params import StreamParams, parse_params
 from gateway.session import ListenSession, Sink
 
@@ -45,21 +48,17 @@ STATIC_DIR = Path(__file__).parent / "static"
 DEEPGRAM_MODEL_PREFIXES = ("nova", "enhanced", "base", "general", "whisper", "phonecall", "meeting")
 
 WsHandler = Callable[[ServerConnection], Awaitable[None]]
-HttpHandler = Callable[[Request], Response]
+HttpHandler = Callable[[Request], Response | Awaitable[Response]]
+WsCheck = Callable[[Request], Response | None]
+_Route = TypeVar("_Route")
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    payload = json.dumps(body).encode()
-    all_headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(payload))})
-    for name, value in (headers or {}).items():
-        all_headers[name] = value
-    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
-    return Response(status, reason.get(status, "Error"), all_headers, payload)
-
-
-def error_response(error: HandshakeError, request_id: str) -> Response:
-    body = {"err_code": error.err_code, "err_msg": error.message, "request_id": request_id}
-    return json_response(error.status, body, {"dg-error": error.message, "dg-request-id": request_id})
+def match_route(routes: dict[str, _Route], path: str) -> _Route | None:
+    """The route for ``path``: an exact key, else the longest key ending in "/" that prefixes it."""
+    if path in routes:
+        return routes[path]
+    prefixes = [key for key in routes if key.endswith("/") and path.startswith(key)]
+    return routes[max(prefixes, key=len)] if prefixes else None
 
 
 def load_backends(config: ServerConfig) -> dict[str, Backend]:
@@ -105,6 +104,15 @@ class Gateway:
             "/v1/config": self._config_route,
             "/v1/stats": self._stats_route,
         }
+        self.router = EngineRouter(config)
+        """Routing policy, relay engine and usage ledger."""
+        self.http_routes["/v1/usage"] = self.router.usage_route(self.principal)
+        self.ws_checks: dict[str, WsCheck] = {}
+        """Handshake checks of WebSocket routes other than /v1/listen (same keys as ws_routes)."""
+        self.callcenter = CallCenter(self)
+        self.ws_routes.update(self.callcenter.ws_routes)
+        self.http_routes.update(self.callcenter.http_routes)
+        self.ws_checks.update(self.callcenter.ws_checks)
         self.static_dir = Path(config.static_dir) if config.static_dir else STATIC_DIR
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -126,6 +134,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(scheduler.run(), name=f"scheduler:{name}"))
             self.engines[name] = WhisperEngine(scheduler, name, self.config.transcriber)
         self.default_model = next(iter(self.engines))
+        await self.callcenter.start()
         self._server = await serve(
             self.handler,
             self.config.host,
@@ -143,6 +152,7 @@ class Gateway:
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
+        await self.callcenter.aclose()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -151,16 +161,19 @@ class Gateway:
 
     # -- handshake ------------------------------------------------------------
 
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
         url = urlsplit(request.path)
         path = url.path.rstrip("/") or "/"
         if request.headers.get("Upgrade", "").lower() != "websocket":
+            if path == LISTEN_PATH:
+                return self._listen_probe(request)
             return self._http(path, request)
         request_id = str(uuid.uuid4())
-        if path not in self.ws_routes:
+        if match_route(self.ws_routes, path) is None:
             return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"no WebSocket endpoint at {path}"})
         if path != LISTEN_PATH:
-            return None  # other endpoints check their own requests
+            check = match_route(self.ws_checks, path)
+            return check(request) if check is not None else None
         try:
             principal = self.principal(request)
             params = parse_params(url.query)
@@ -171,13 +184,31 @@ class Gateway:
         request.headers["X-Gateway-Request-Id"] = request_id
         return None
 
+    def _listen_probe(self, request: Request) -> Response:
+        """A plain GET of /v1/listen: the same checks as the upgrade, then 426.
+
+        Browsers cannot read the status of a refused upgrade (the socket just
+        closes with 1006), so the captions page asks again this way to learn
+        whether the key or the parameters were refused.
+        """
+        request_id = str(uuid.uuid4())
+        try:
+            self.choose_engine(parse_params(urlsplit(request.path).query), self.principal(request))
+        except HandshakeError as exc:
+            return error_response(exc, request_id)
+        body = {"err_code": "UPGRADE_REQUIRED", "err_msg": "connect with a WebSocket upgrade", "request_id": request_id}
+        return json_response(426, body, {"Upgrade": "websocket"})
+
     def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
         request_id = request.headers.get("X-Gateway-Request-Id")
         if request_id and response.status_code == 101:
             response.headers["dg-request-id"] = request_id
 
     def select_subprotocol(self, connection: ServerConnection, subprotocols: Any) -> Subprotocol | None:
-        principal = self.principal(connection.request) if connection.request else None
+        try:
+            principal = self.principal(connection.request) if connection.request else None
+        except Unauthorized:
+            return None  # a route that passed process_request without a key (a signed Twilio stream)
         if principal is not None and principal.subprotocol and principal.subprotocol in subprotocols:
             return Subprotocol(principal.subprotocol)
         return None
@@ -190,20 +221,22 @@ class Gateway:
             self.config.api_keys,
         )
 
-    def choose_engine(self, params: StreamParams, principal: Principal) -> WhisperEngine:
-        """The engine serving a stream: the requested model, else the default."""
-        if params.engine not in (None, "whisper"):
-            raise BadRequest(f"unknown engine {params.engine!r}; this gateway serves: whisper")
+    def choose_engine(self, params: StreamParams, principal: Principal) -> Engine:
+        """The engine serving a stream, as the routing policy decides (see gateway.dispatch)."""
+        return self.router.choose(params, principal.tenant, self.local_engine)
+
+    def local_engine(self, params: StreamParams, strict: bool = True) -> WhisperEngine:
+        """The local engine of the requested model, else the default (not strict: whatever the model)."""
         if params.model is None or params.model in self.engines:
             return self.engines[params.model or self.default_model]
-        if params.model.lower().startswith(DEEPGRAM_MODEL_PREFIXES):
+        if params.model.lower().startswith(DEEPGRAM_MODEL_PREFIXES) or not strict:
             return self.engines[self.default_model]
         raise BadRequest(f"unknown model {params.model!r}; served: {', '.join(self.engines)}")
 
     # -- HTTP -------------------------------------------------------------------
 
-    def _http(self, path: str, request: Request) -> Response:
-        route = self.http_routes.get(path)
+    def _http(self, path: str, request: Request) -> Response | Awaitable[Response]:
+        route = match_route(self.http_routes, path)
         if route is not None:
             return route(request)
         name = "index.html" if path == "/" else path.removeprefix("/static/")
@@ -225,12 +258,18 @@ class Gateway:
             200,
             {
                 "auth_required": bool(self.config.api_keys),
-                "engines": ["whisper"],
-                "default_engine": "whisper",
+                **self.router.config_view(self._caller_tenant(request)),
                 "models": list(self.engines),
                 "default_model": self.default_model,
             },
         )
+
+    def _caller_tenant(self, request: Request) -> str:
+        """The tenant of the request's credentials; none or bad ones get the server's view."""
+        try:
+            return self.principal(request).tenant
+        except HandshakeError:
+            return ""  # /v1/config is public: a missing or wrong key only hides tenant rules
 
     def _stats_route(self, request: Request) -> Response:
         return json_response(
@@ -238,6 +277,8 @@ class Gateway:
             {
                 "active_streams": len(self.active),
                 "max_streams": self.config.max_streams,
+                "relay": self.router.stats(),
+                "callcenter": self.callcenter.stats(),
                 "models": {name: e.scheduler.stats.as_dict() for name, e in self.engines.items()},
             },
         )
@@ -247,18 +288,21 @@ class Gateway:
     async def handler(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         path = urlsplit(connection.request.path).path.rstrip("/") or "/"
-        await self.ws_routes[path](connection)
+        route = match_route(self.ws_routes, path)
+        assert route is not None  # process_request refused unknown paths
+        await route(connection)
 
     async def listen(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         assert connection.response is not None
         request_id = connection.response.headers.get("dg-request-id") or str(uuid.uuid4())
-        if len(self.active) >= self.config.max_streams:
+        if len(self.active) + len(self.callcenter.calls) >= self.config.max_streams:
             full = ServerFull(f"server is at its limit of {self.config.max_streams} streams; retry later")
             await connection.close(CloseCode.TRY_AGAIN_LATER, full.reason)
             return
         params = parse_params(urlsplit(connection.request.path).query)
-        engine = self.choose_engine(params, self.principal(connection.request))
+        principal = self.principal(connection.request)
+        engine = self.choose_engine(params, principal)
         session = ListenSession(
             connection,
             params,
@@ -266,13 +310,17 @@ class Gateway:
             request_id,
             idle_timeout_s=self.config.idle_timeout_s,
             max_frame_bytes=self.config.max_frame_bytes,
-            sinks=tuple(self.sinks),
+            sinks=(*self.sinks, self.callcenter.fanout.message),
         )
+        await self.callcenter.begin_listen(request_id, params, principal.tenant)
         self.active[request_id] = session
+        self.router.ledger.start(request_id, principal.tenant, session.stream.usage)
         try:
             await session.run()
         finally:
             del self.active[request_id]
+            self.router.ledger.finish(request_id)
+            await self.callcenter.end_listen(request_id)
 
 
 @contextlib.asynccontextmanager

@@ -88,6 +88,11 @@ class ListenSession:
         if self._reader is not None:
             self._reader.cancel()
 
+    def _failure_error(self) -> StreamError:
+        if isinstance(self._failure, StreamError):
+            return self._failure  # the engine said what went wrong (e.g. the relay's upstream refused)
+        return UpstreamError(f"engine failed: {self._failure}")
+
     async def run(self) -> None:
         """Serve the stream until it ends, whichever way."""
         self._reader = asyncio.current_task()
@@ -102,7 +107,7 @@ class ListenSession:
             if self._failure is None:
                 await self.stream.abort()
                 raise
-            await self._finish(UpstreamError(f"engine failed: {self._failure}"))
+            await self._finish(self._failure_error())
         else:
             await self._finish(None)
 
@@ -140,11 +145,15 @@ class ListenSession:
 
     async def _finish(self, error: StreamError | None) -> None:
         """Flush finals, then say goodbye the way the ending asks for."""
+        # From here a failing engine is reported by the ending, not by cancelling this task.
+        self._reader = None
         try:
             await self.stream.close()
         except Exception as exc:
             log.exception("stream %s: flush failed", self.request_id)
             error = error or UpstreamError(f"engine failed while flushing: {exc}")
+        if error is None and self._failure is not None:
+            error = self._failure_error()
         self.protocol.close()
         if self._client_gone:
             return

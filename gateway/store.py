@@ -301,7 +301,9 @@ class TranscriptStore:
         db = self._db()
         return await anyio.to_thread.run_sync(db.stream, stream_id, tenant, limiter=self._read_limiter)
 
-    async def streams(self, tenant: str | None = None, call_id: str | None = None, limit: int = 100) -> list[StreamRecord]:
+    async def streams(
+        self, tenant: str | None = None, call_id: str | None = None, limit: int = 100
+    ) -> list[StreamRecord]:
         db = self._db()
         return await anyio.to_thread.run_sync(db.streams, tenant, call_id, limit, limiter=self._read_limiter)
 

@@ -76,6 +76,8 @@ class TranscriberConfig:
     soft_window_s: float = 12.0
     max_window_s: float = 28.0
     preroll_s: float = 0.3
+    context_s: float = 0.0
+    """Audio kept before new speech, already finalised, so Whisper hears what led up to it."""
     prompt_chars: int = 200
     vad: VadConfig = VadConfig()
 
@@ -165,7 +167,7 @@ class ChannelTranscriber:
 
     def _drop_silence(self) -> None:
         # Keep only a pre-roll before the (not yet detected) next onset.
-        keep = int(self.config.preroll_s * SAMPLE_RATE)
+        keep = int(max(self.config.preroll_s, self.config.context_s) * SAMPLE_RATE)
         if self.samples - self.buffer_start > 2 * keep:
             # span_start stays: the next Results span still begins where the last final ended.
             self._trim_to(self.samples - keep)
@@ -231,8 +233,9 @@ class ChannelTranscriber:
             if self._flush is reason:
                 self._flush = None
             events.append(self._final(words, end_time, reason))
-            keep_from = int(max(end_time - self.config.preroll_s, self.agreement.last_committed_end) * SAMPLE_RATE)
-            self._trim_to(min(keep_from, flight.end_sample))
+            # Committed words inside the kept audio are filtered by time on the next decode.
+            keep_s = max(self.config.preroll_s, self.config.context_s)
+            self._trim_to(int((end_time - keep_s) * SAMPLE_RATE))
             self._speech_since_final = self.vad.in_speech
         else:
             self.agreement.update(hypothesis)

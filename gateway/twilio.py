@@ -259,8 +259,10 @@ class MediaStreamProtocol:
 
     def _channel(self, track: Any, event: str) -> int:
         assert self.start is not None
-        if track is None and len(self.start.tracks) == 1:
-            return 0
+        if track is None:
+            if len(self.start.tracks) == 1:
+                return 0
+            raise TwilioProtocolError(f"'{event}' event needs a 'track': the stream has two")
         # Twilio names tracks "inbound"/"outbound" in media and
         # "inbound_track"/"outbound_track" in TwiML; accept both.
         name = track.removesuffix("_track") if isinstance(track, str) else track
@@ -311,8 +313,7 @@ class MediaStreamProtocol:
             raise TwilioProtocolError("second 'stop' event")
         frame = None
         if self.timeline is not None:
-            released = self.timeline.release(final=True)
-            frame = None if released is None else self._decode(released)
+            frame = self._last_frame(self.timeline.release(final=True))
         self._transition(State.STOPPED)
         return Stopped(frame)
 
@@ -320,6 +321,18 @@ class MediaStreamProtocol:
         """The connection is gone (after ``stop`` or not)."""
         if self.state is not State.STOPPED:
             self._transition(State.STOPPED)
+
+    def _last_frame(self, tracks: tuple[bytes, ...] | None) -> DecodedFrame | None:
+        """What is still buffered, plus the resampler's delay line (the call's last ms)."""
+        assert self._decoder is not None
+        frame = None if tracks is None else self._decode(tracks)
+        tail = self._decoder.flush()
+        if frame is None:
+            if not len(tail[0]):
+                return None
+            return DecodedFrame(tail, tuple(np.zeros(0, np.int16) for _ in tail), 0.0)
+        channels = tuple(np.concatenate([audio, rest]) for audio, rest in zip(frame.channels, tail, strict=True))
+        return DecodedFrame(channels, frame.vad_channels, frame.input_seconds)
 
     def _decode(self, tracks: tuple[bytes, ...]) -> DecodedFrame:
         assert self._decoder is not None
@@ -336,23 +349,26 @@ _DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80, "ws": 80}
 
 def compute_signature(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> str:
     """Twilio's X-Twilio-Signature of a request to ``url`` with POST ``params``."""
-    data = url + "".join(name + params[name] for name in sorted(params or {}))
+    fields = params or {}
+    data = url + "".join(name + fields[name] for name in sorted(fields))
     digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
 def _port_variants(url: str) -> list[str]:
-    # Twilio may have signed the URL with or without the scheme's default port.
+    """The URL without its port and with the scheme's default port, as Twilio's
+    own validator tries both (a proxy may add or drop the port Twilio signed)."""
     parts = urlsplit(url)
+    if parts.hostname is None or "@" in parts.netloc:
+        return [url]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    variants = [urlunsplit(parts._replace(netloc=host))]
     default = _DEFAULT_PORTS.get(parts.scheme)
-    if default is None or parts.hostname is None or parts.port not in (None, default):
-        return [url]
-    bare = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if parts.username:
-        return [url]
-    without = urlunsplit(parts._replace(netloc=bare))
-    with_port = urlunsplit(parts._replace(netloc=f"{bare}:{default}"))
-    return [without, with_port]
+    if parts.port is not None:
+        variants.append(url)
+    elif default is not None:
+        variants.append(urlunsplit(parts._replace(netloc=f"{host}:{default}")))
+    return variants
 
 
 def signature_valid(auth_token: str, url: str, signature: str | None, params: Mapping[str, str] | None = None) -> bool:

@@ -137,7 +137,7 @@ class TwilioSession:
                     await self._emit(
                         {
                             "type": "Dtmf",
-                            "channel": [event.channel, len(self.protocol.start.tracks) if self.protocol.start else 1],
+                            "channel": [event.channel, len(self.info.labels) if self.info else 1],
                             "digit": event.digit,
                             "timestamp": round(event.time, 3),
                         }
@@ -182,7 +182,10 @@ class TwilioSession:
             self._reader.cancel()
 
     def _stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = {"audio_seconds": round(self.protocol.audio_seconds, 3), **self.protocol.stats.as_dict()}
+        stats: dict[str, Any] = {
+            "audio_seconds": round(self.protocol.audio_seconds, 3),
+            **self.protocol.stats.as_dict(),
+        }
         if self.stream is not None:
             stats["usage"] = self.stream.usage.as_dict()
         return stats

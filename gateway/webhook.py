@@ -35,6 +35,7 @@ def check_url(url: str) -> str:
         raise ValueError(f"webhook URL must be http:// or https://, got {url!r}")
     return url
 
+
 RETRY_STATUSES = frozenset({408, 429})
 
 
@@ -120,7 +121,7 @@ class WebhookPoster:
     async def drain(self) -> None:
         """Deliver what is queued now (at shutdown, under the caller's timeout)."""
         while not self._queue.empty():
-            batch = []
+            batch: list[dict[str, Any]] = []
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._deliver(batch)

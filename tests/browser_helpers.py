@@ -308,17 +308,18 @@ class PrefixProxy:
             body = await reader.readexactly(int(lower.get("content-length", "0") or 0))
 
             path = target.split("?", 1)[0]
+            under_prefix = path.startswith(self.prefix + "/")
+            upstream_target = target[len(self.prefix) :] if under_prefix else ""
+            self.seen.append(SeenRequest(method, target, upstream_target, lower))
             if path == self.prefix:
                 query = target[len(path) :]
                 self._reply(writer, 301, {"Location": f"{self.prefix}/{query}"})
                 await writer.drain()
                 continue
-            if not path.startswith(self.prefix + "/"):
+            if not under_prefix:
                 self._reply(writer, 404, {}, b"not under the proxy prefix\n")
                 await writer.drain()
                 continue
-            upstream_target = target[len(self.prefix) :]
-            self.seen.append(SeenRequest(method, target, upstream_target, lower))
 
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
             self._writers.add(up_writer)
@@ -330,6 +331,7 @@ class PrefixProxy:
                     ("X-Forwarded-Proto", "https" if self.ssl_context else "http"),
                     ("X-Forwarded-Host", lower.get("host", "")),
                 ]
+                forwarded = [(k, v) for k, v in forwarded if v]
                 out = f"{method} {upstream_target} {version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in forwarded)
                 up_writer.write(out.encode("latin-1") + b"\r\n" + body)
                 await up_writer.drain()

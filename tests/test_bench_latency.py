@@ -72,6 +72,15 @@ def test_interim_positions_start_after_the_words_already_final() -> None:
     assert [fw.first_seen for fw in first_seen_times(updates)] == [1.0, 1.0, 2.0, 3.0]
 
 
+def test_a_same_text_word_far_away_in_the_audio_is_not_a_match() -> None:
+    # the interim's "the" (0.8 s) stands where the final has "her"; the final's "the" is at 3.0 s
+    updates = [
+        interim(1.0, ("ask", 0.5, 0.7), ("the", 0.7, 0.9)),
+        final(4.0, ("ask", 0.5, 0.7), ("her", 0.7, 0.9), ("to", 0.9, 1.1), ("the", 3.0, 3.2)),
+    ]
+    assert [fw.first_seen for fw in first_seen_times(updates)] == [1.0, 4.0, 4.0, 4.0]
+
+
 def test_interims_with_an_inserted_word_still_align() -> None:
     updates = [
         interim(1.0, ("uh", 0.0, 0.2), ("hello", 0.2, 0.5)),

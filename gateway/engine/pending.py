@@ -109,4 +109,3 @@ class PendingAudio:
                 )
             )
         return Replay(self.final_s, tuple(frames))
-

@@ -444,11 +444,14 @@ class CaptionsApp {
 
   onClose(link, event) {
     clearTimeout(link.closeTimer);
+    if (link !== this.link) {
+      this.render(true); // a retired stream (engine switch) finished flushing
+      return;
+    }
+    this.link = null;
     this.transcript.endUtterance();
     this.transcript.interim = null;
     this.render(true);
-    if (link !== this.link) return; // a retired stream (engine switch) finished
-    this.link = null;
     const decision = classifyClose({ code: event.code, reason: event.reason, opened: link.opened, stopping: this.stopping });
     if (decision === 'done') {
       this.finishStop();
@@ -480,7 +483,8 @@ class CaptionsApp {
     }
     if (!this.running || this.stopping || this.link) return;
     if (classifyHttpStatus(status) === 'refused') {
-      this.refuse({ status, body });
+      // A 404 from a gateway whose /v1/config answered: it predates the plain-GET check.
+      this.refuse({ status, body, gatewayPresent: Boolean(this.config) });
     } else {
       this.scheduleRetry(status ? `Could not open the stream (HTTP ${status}).` : 'The gateway cannot be reached.');
     }

@@ -46,12 +46,16 @@ export function backoffDelay(attempt, random = Math.random) {
 
 /**
  * A short human reason for a refusal.
- * @param {{code?: number, reason?: string, status?: number|null, body?: any}} info
+ * @param {{code?: number, reason?: string, status?: number|null, body?: any, gatewayPresent?: boolean}} info
+ *   gatewayPresent: the gateway's /v1/config answered at this address.
  */
-export function refusalText({ code, reason, status, body }) {
+export function refusalText({ code, reason, status, body, gatewayPresent }) {
   const msg = (body && (body.err_msg || body.message || body.description)) || reason || '';
   if (status === 401 || status === 403) return `invalid or missing API key${msg ? ` (${msg})` : ''}`;
   if (status === 400) return `the server rejected the stream parameters${msg ? `: ${msg}` : ''}`;
+  if (status === 404 && gatewayPresent) {
+    return 'the gateway did not accept the stream and the browser cannot see why (check the API key and the engine)';
+  }
   if (status === 404) return 'no streaming endpoint at this address';
   if (status) return `HTTP ${status}${msg ? `: ${msg}` : ''}`;
   return `${msg || 'closed by the server'}${code ? ` (close code ${code})` : ''}`;

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
+import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -33,7 +34,7 @@ from gateway.engine.base import Engine
 from gateway.engine.batched import BatchedWhisperBackend
 from gateway.engine.local import WhisperEngine
 from gateway.engine.scheduler import Scheduler
-from gateway.engine.types import Backend
+from gateway.engine.types import SAMPLE_RATE, Backend, DecodeRequest
 from gateway.engine.whisper import WhisperBackend, WhisperOptions, resolve_device
 from gateway.errors import BadRequest, CloseCode, HandshakeError, ServerFull, Unauthorized
 from gateway.http import error_response, json_response
@@ -84,6 +85,8 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
                 max_batch=max_batch,
             )
         )
+        # Pay the first-call cost (CUDA start-up: seconds) before any stream waits on it.
+        backends[spec.name].decode_batch([DecodeRequest(np.zeros(SAMPLE_RATE, np.float32), offset=0.0)])
     return backends
 
 

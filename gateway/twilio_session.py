@@ -50,7 +50,10 @@ class CallTuning:
     """How calls are transcribed: the Deepgram parameters a call stream gets."""
 
     endpointing_ms: int = 500
-    """Callers pause mid-sentence more than dictation does: wait longer before speech_final."""
+    """Silence before speech_final. On real 8 kHz recordings (OSR Harvard lists
+    through this endpoint) 300/500/800 ms gave the same WER within run-to-run
+    noise, while longer values split a caller's sentences into fewer finals;
+    500 ms keeps finals whole without delaying them much."""
     utterance_end_ms: int = 1000
     interim_results: bool = True
     vad_events: bool = True

@@ -21,7 +21,7 @@ def backend() -> Iterator[Backend]:
     from gateway.engine.whisper import WhisperBackend, WhisperOptions
 
     threads = int(os.environ.get("GATEWAY_TEST_THREADS", "0"))
-    yield WhisperBackend(WhisperOptions(model_path=str(models.tiny_en()), name="tiny.en", cpu_threads=threads))
+    return WhisperBackend(WhisperOptions(model_path=str(models.tiny_en()), name="tiny.en", cpu_threads=threads))
 
 
 @pytest.fixture(scope="session")

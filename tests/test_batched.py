@@ -21,7 +21,7 @@ SAYINGS = ("The quick brown fox jumps over the lazy dog.", "We will meet at the 
 
 @pytest.fixture(scope="module")
 def batched() -> Iterator[BatchedWhisperBackend]:
-    yield BatchedWhisperBackend(WhisperOptions(model_path=str(models.tiny_en()), max_batch=8))
+    return BatchedWhisperBackend(WhisperOptions(model_path=str(models.tiny_en()), max_batch=8))
 
 
 def window(text: str) -> np.ndarray:

@@ -77,7 +77,13 @@ def test_results_message_shape() -> None:
     assert formatted["channel_index"] == [1, 2]
     alt = formatted["channel"]["alternatives"][0]
     assert alt["transcript"] == "Hello, world."
-    assert alt["words"][0] == {"word": "hello", "start": 0.1, "end": 0.4, "confidence": 0.9, "punctuated_word": "Hello,"}
+    assert alt["words"][0] == {
+        "word": "hello",
+        "start": 0.1,
+        "end": 0.4,
+        "confidence": 0.9,
+        "punctuated_word": "Hello,",
+    }
     assert alt["confidence"] == pytest.approx(0.8)
     plain = messages.results(event, channel=0, channels=1, request_id="r", model=model, formatted=False)
     assert plain["channel"]["alternatives"][0]["transcript"] == "hello world"

@@ -7,11 +7,12 @@ plain websockets where a test needs to misbehave.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
-from dataclasses import replace
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -95,7 +96,7 @@ async def test_sync_sdk_gets_live_captions(gateway: Gateway, speech_pcm: Any) ->
     text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in finals)
     assert wer(REFERENCE, text) < 0.5, text
     words = [w for m in finals for w in m["channel"]["alternatives"][0]["words"]]
-    assert all(a["end"] <= b["start"] + 0.05 for a, b in zip(words, words[1:], strict=False)), "no overlaps"
+    assert all(a["end"] <= b["start"] + 0.05 for a, b in itertools.pairwise(words)), "no overlaps"
     assert 0.3 < words[0]["start"] < 1.5, "word times are absolute stream seconds"
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pytest
 
 from gateway.engine.types import DecodeRequest, DecodeResult, Word
 from gateway.transcriber import (
     ChannelTranscriber,
     FlushReason,
     SpeechStarted,
-    Transcript,
     TranscriberConfig,
+    Transcript,
     UtteranceEnd,
 )
 from tests import speech
 
-SCRIPT = [Word(t, 1.0 + 0.4 * i, 1.3 + 0.4 * i, 0.9) for i, t in enumerate("alpha bravo charlie delta echo".split())]
+SCRIPT = [
+    Word(t, 1.0 + 0.4 * i, 1.3 + 0.4 * i, 0.9) for i, t in enumerate(["alpha", "bravo", "charlie", "delta", "echo"])
+]
 
 
 class ScriptedDecoder:
@@ -110,6 +115,25 @@ def test_long_speech_is_finalised_when_the_window_fills() -> None:
     assert not any(f.speech_final for f in finals), "endpointing=false never makes speech_final"
     said = [w.text for f in finals for w in f.words]
     assert said == [w.text for w in SCRIPT], "nothing lost, nothing repeated"
-    for before, after in zip(finals, finals[1:], strict=False):
+    for before, after in itertools.pairwise(finals):
         assert after.start >= before.start + before.duration - 1e-6, "final spans do not overlap"
     assert max(r.duration for r in decoder.requests) < 4.0
+
+
+def test_a_slow_decode_skips_interims_never_audio() -> None:
+    core = ChannelTranscriber(TranscriberConfig(endpointing_ms=300))
+    floats = audio_with_speech().astype(np.float32) / 32768.0
+    first = None
+    for i in range(0, 32000, 320):  # the first two seconds
+        core.push(floats[i : i + 320])
+        first = first or core.next_request()
+    assert first is not None
+    # While that decode is "running", 1.5 s more arrive; no second request is issued.
+    for i in range(32000, 56000, 320):
+        core.push(floats[i : i + 320])
+        assert core.next_request() is None
+    core.complete(DecodeResult((), 0.0))
+    newest = core.next_request()
+    assert newest is not None
+    assert newest.offset + newest.duration == pytest.approx(56000 / 16000), "the next decode covers all audio"
+    assert newest.offset <= first.offset, "and still starts where the window started"

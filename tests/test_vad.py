@@ -19,8 +19,9 @@ def test_silence_and_noise_are_not_speech() -> None:
 
 @pytest.mark.parametrize("rate", [8000, 16000])
 def test_one_utterance_gives_one_start_and_end(rate: int) -> None:
-    audio = np.concatenate([speech.silence(1.0, rate), speech.espeak("Hello there, how are you today", rate),
-                            speech.silence(1.5, rate)])
+    audio = np.concatenate(
+        [speech.silence(1.0, rate), speech.espeak("Hello there, how are you today", rate), speech.silence(1.5, rate)]
+    )
     events = VoiceActivityDetector(rate, VadConfig(end_ms=600)).feed(audio)
     assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
     start, end = events[0].time, events[1].time

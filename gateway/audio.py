@@ -131,6 +131,21 @@ class AudioDecoder:
         tail = self._resampler.resample_chunk(np.zeros((0, self.out_channels), np.float32), last=True)
         return tuple(np.ascontiguousarray(tail[:, i]) for i in range(self.out_channels))
 
+    def flush_frame(self) -> DecodedFrame | None:
+        """The resampler's tail as a last frame (None when there is none).
+
+        The VAD copy is given only when the VAD runs at 16 kHz; at 8 kHz the
+        few tail milliseconds are left to the transcriber alone.
+        """
+        tail = self.flush()
+        if not any(len(channel) for channel in tail):
+            return None
+        if self.vad_rate == SAMPLE_RATE:
+            vad = tuple(to_int16(channel) for channel in tail)
+        else:
+            vad = tuple(np.zeros(0, np.int16) for _ in tail)
+        return DecodedFrame(tail, vad, 0.0)
+
     def _to_float(self, frame: bytes) -> Float32:
         if self.encoding is Encoding.LINEAR16:
             return np.frombuffer(frame, dtype="<i2").astype(np.float32) / np.float32(32768.0)

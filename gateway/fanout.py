@@ -130,7 +130,9 @@ class Fanout:
     async def _record_end(self, live: _Live, stats: dict[str, Any]) -> None:
         if live.stored and not live.recorded:
             live.recorded = True
-            await self._write(EndStream(live.info.stream_id, datetime.now(UTC), live.status, stats), live.info.stream_id)
+            await self._write(
+                EndStream(live.info.stream_id, datetime.now(UTC), live.status, stats), live.info.stream_id
+            )
 
     async def _write(self, write: Write, stream_id: str) -> None:
         assert self.store is not None

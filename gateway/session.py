@@ -148,6 +148,9 @@ class ListenSession:
         # From here a failing engine is reported by the ending, not by cancelling this task.
         self._reader = None
         try:
+            tail = self.protocol.decoder.flush_frame()
+            if tail is not None:  # the last few ms still inside the resampler
+                await self.stream.push(tail, b"")
             await self.stream.close()
         except Exception as exc:
             log.exception("stream %s: flush failed", self.request_id)

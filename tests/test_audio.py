@@ -83,3 +83,12 @@ def test_multichannel_keeps_channels_apart_and_downmix_averages() -> None:
     mixed = AudioDecoder(Encoding.LINEAR16, 16000, channels=2).decode(interleaved)
     assert len(mixed.channels) == 1
     np.testing.assert_allclose(mixed.channels[0], (left + right) / 2, atol=1e-3)
+
+
+def test_flush_frame_returns_the_resampler_tail_once() -> None:
+    decoder = AudioDecoder(Encoding.LINEAR16, 8000)
+    body = decoder.decode((tone(500, 8000) * 32767).astype("<i2").tobytes())
+    tail = decoder.flush_frame()
+    assert tail is not None
+    assert len(body.channels[0]) + len(tail.channels[0]) == pytest.approx(16000, abs=2)
+    assert AudioDecoder(Encoding.LINEAR16, 16000).flush_frame() is None

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -290,3 +291,13 @@ async def test_http_routes(keyed: Gateway) -> None:
     assert status == 404
     status, body = await asyncio.to_thread(get, "/healthz")
     assert status == 200
+
+
+async def test_silence_and_noise_produce_no_text(gateway: Gateway) -> None:
+    rng = np.random.default_rng(7)
+    hiss = rng.normal(0, 1000, 16000 * 4).astype(np.int16)  # steady noise around -30 dBFS
+    pcm = pcm16(np.concatenate([speech.silence(2.0), hiss, speech.silence(1.0)]))
+    got = await stream(url(gateway.port, "encoding=linear16&sample_rate=16000&interim_results=true"), pcm, speed=4)
+    texts = [m["channel"]["alternatives"][0]["transcript"] for m in got.of("Results")]
+    assert all(t == "" for t in texts), texts
+    assert got.close_code == 1000

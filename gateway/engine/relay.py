@@ -232,7 +232,8 @@ class RelayStream:
             # End the upstream stream politely: nothing more is billed.
             self._outbox.put_nowait(_Control.CLOSE_STREAM)
             return
-        self._outbox.put_nowait(_Audio(raw, frame.input_seconds))
+        if raw:  # an empty frame (the resampler's tail at close) must not reach Deepgram: it means "close"
+            self._outbox.put_nowait(_Audio(raw, frame.input_seconds))
 
     async def finalize(self) -> None:
         self.finalize_pending = True

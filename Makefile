@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=
 
-.PHONY: run test venv test-deps system lint pytest bench bench-quick clean
+.PHONY: run test venv test-deps system lint pytest bench bench-quick bench-eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ test: lint pytest
 
 bench: test-deps
 	$(BIN)/python -m bench run $(ARGS)
+
+bench-quick: test-deps
+	$(BIN)/python -m bench run --target gateway --limit 1 --no-offline $(ARGS)
+
+bench-eval: test-deps
+	$(BIN)/python -m bench run --target gateway --target whisperlive --data ../shared/eval-public/manifest.jsonl \
+	    --ids jfk,fleurs_en_000,fleurs_en_003,tw_h04_s04,tw_h11_s01,osr_list01_8k --ramp 1,2 --keep-going $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts

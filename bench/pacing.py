@@ -77,12 +77,17 @@ class Pacer:
     async def send_all(
         self, audio: Audio, frames: Sequence[Frame], send: Send, encode: Callable[[Audio], bytes], offset: float = 0.0
     ) -> None:
-        """Send every frame of ``audio``; due times are shifted by ``offset`` stream seconds."""
+        """Send every frame of ``audio``; due times are shifted by ``offset`` stream seconds.
+
+        The audio is encoded once up front, so the per-frame work is a slice.
+        """
+        payload = encode(audio)
+        width = len(payload) // len(audio) if len(audio) else 0
         for frame in frames:
             due = self.t0 + offset + frame.due
             wait = due - self.clock()
             if wait > 0:
                 await self.sleep(wait)
-            await send(encode(audio[frame.start : frame.end]))
+            await send(payload[frame.start * width : frame.end * width])
             self.lag_max = max(self.lag_max, self.clock() - due)
             self.sent += 1

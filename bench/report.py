@@ -37,6 +37,12 @@ def latency_cell(summary: Mapping[str, float] | None, applicable: bool = True) -
     return f"{summary['p50']:.2f} / {summary['p95']:.2f} / {summary['p99']:.2f}"
 
 
+def _git_line(git: Mapping[str, Any] | None) -> str:
+    if not git or not git.get("commit"):
+        return "unknown commit"
+    return f"commit {git['commit']}" + (" with local changes" if git.get("dirty") else "")
+
+
 def _other_cpu(level: Mapping[str, Any]) -> float | None:
     """CPU percent used on the machine by neither the server nor the bench during a level."""
     system = level.get("system_cpu_pct")
@@ -67,6 +73,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"# Streaming bench, {results.get('created', '')}",
         "",
         f"- machine: {one_line(results.get('machine', {}))}",
+        f"- code: {_git_line(results.get('git'))}",
         f"- model: `{cfg.get('model')}` (device {cfg.get('device')}, compute type {cfg.get('compute_type')})",
         f"- data: {data.get('source')}: {len(files)} recording(s), {audio:.1f} s",
         f"- pacing: {cfg.get('frame_ms')} ms frames on a clock, {cfg.get('tail_s')} s of silence after each "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -70,6 +71,20 @@ _START = time.perf_counter()
 def progress(message: str) -> None:
     """One progress line on stderr, prefixed with the elapsed time."""
     print(f"[bench {time.perf_counter() - _START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def git_state() -> dict[str, object]:
+    """The commit the bench ran from and whether the work tree had changes (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=launcher.REPO, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(status) if status is not None else None}
 
 
 def default_model() -> str:
@@ -304,6 +319,7 @@ async def run(cfg: Config) -> dict[str, Any]:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": cfg.command,
         "machine": describe(),
+        "git": git_state(),
         "config": {
             "model": model,
             "device": cfg.device,

@@ -30,6 +30,9 @@ from gateway.engine.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult
 from gateway.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
 
+_CLAUSE_END = (".", "?", "!", ",", ";", ":")
+
+
 class FlushReason(StrEnum):
     ENDPOINT = "endpoint"
     PAUSE = "pause"
@@ -76,6 +79,10 @@ class TranscriberConfig:
     soft_window_s: float = 12.0
     max_window_s: float = 28.0
     preroll_s: float = 0.3
+    final_after_s: float | None = 1.5
+    """Committed words become a final (``is_final``, not ``speech_final``) once the
+    oldest has waited this long, or at once when they end a clause; None: only
+    at endpoints and window trims."""
     context_s: float = 0.0
     """Audio kept before new speech, already finalised, so Whisper hears what led up to it."""
     prompt_chars: int = 200
@@ -112,7 +119,7 @@ class ChannelTranscriber:
         self._decoded_until = origin
         self._in_flight: _InFlight | None = None
         self._flush: FlushReason | None = None
-        self._finalized_text = ""
+        self._finalized: list[Word] = []  # recent finals, for the prompt
         self._last_interim: tuple[str, ...] = ()
         self.last_word_end: float | None = None
         self._utterance_end_sent = True
@@ -199,7 +206,7 @@ class ChannelTranscriber:
         request = DecodeRequest(
             audio=window,
             offset=self.buffer_start / SAMPLE_RATE,
-            prompt=(prompt_prefix + self._finalized_text)[-self.config.prompt_chars :],
+            prompt=(prompt_prefix + self._prompt_text())[-self.config.prompt_chars :],
             final=self._flush is not None,
         )
         self._in_flight = _InFlight(request, self._flush, self.buffer_start + len(window))
@@ -242,11 +249,18 @@ class ChannelTranscriber:
             window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE
             if window_s >= self.config.max_window_s:
                 self.agreement.commit_before(end_time - 1.0)
-            if window_s >= self.config.soft_window_s and self.agreement.committed:
+            committed = self.agreement.committed
+            if window_s >= self.config.soft_window_s and committed:
                 words = self.agreement.take_committed()
                 cut = words[-1].end
                 events.append(self._final(words, cut, None))
                 self._trim_to(int(cut * SAMPLE_RATE))
+            elif committed and self._settled(committed, end_time):
+                # Stable words go out as a final without trimming the window:
+                # later decodes still hear them (and drop them by time), so the
+                # context stays while the client stops waiting for the endpoint.
+                words = self.agreement.take_committed()
+                events.append(self._final(words, words[-1].end, None))
             if self.config.interim_results:
                 pending = self.agreement.pending
                 texts = tuple(w.text for w in pending)
@@ -258,6 +272,20 @@ class ChannelTranscriber:
                     self._note_words(pending)
         events.extend(self._check_utterance_end())
         return events
+
+    def _prompt_text(self) -> str:
+        # Only text the window no longer holds: Whisper must not be told what it is about to hear.
+        window_start = self.buffer_start / SAMPLE_RATE
+        return " ".join(w.text for w in self._finalized if w.end <= window_start + 0.05)
+
+    def _settled(self, committed: list[Word], end_time: float) -> bool:
+        """Whether committed words should be finalised before the endpoint."""
+        wait = self.config.final_after_s
+        if wait is None:
+            return False
+        if committed[-1].text.endswith(_CLAUSE_END):
+            return True
+        return end_time - committed[0].end >= wait
 
     def _final(self, words: list[Word], end_time: float, reason: FlushReason | None) -> Transcript:
         start = self.span_start
@@ -272,8 +300,7 @@ class ChannelTranscriber:
         self.span_start = max(start, end_time)
         self._last_interim = ()
         if words:
-            self._finalized_text = (self._finalized_text + " " + " ".join(w.text for w in words)).strip()
-            self._finalized_text = self._finalized_text[-4 * self.config.prompt_chars :]
+            self._finalized = (self._finalized + words)[-100:]
             self._note_words(words)
         return event
 

@@ -3,6 +3,7 @@ loopback and streams one short espeak recording. Slow: loads the real model."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ async def test_bench_against_a_launched_gateway(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    not (launcher.WL_VENV / "bin" / "python").exists(), reason="WhisperLive not installed (python -m bench setup-peers)"
+    os.environ.get("BENCH_PEER_TESTS") != "1" or not (launcher.WL_VENV / "bin" / "python").exists(),
+    reason="peer test is opt-in: python -m bench setup-peers, then BENCH_PEER_TESTS=1 "
+    "(WhisperLive stalls on a busy 2-core machine, which would make CI flaky)",
 )
 async def test_bench_against_whisperlive(tmp_path: Path) -> None:
     cfg = Config(

@@ -61,7 +61,7 @@ def run(config: TranscriberConfig, audio: np.ndarray, flush: FlushReason | None 
 
 
 def test_interims_then_one_speech_final_with_every_word() -> None:
-    config = TranscriberConfig(endpointing_ms=300, utterance_end_ms=1000, vad_events=True)
+    config = TranscriberConfig(endpointing_ms=300, utterance_end_ms=1000, vad_events=True, final_after_s=None)
     events, _ = run(config, audio_with_speech())
     transcripts = [e for e in events if isinstance(e, Transcript)]
     finals = [e for e in transcripts if e.is_final]
@@ -75,7 +75,7 @@ def test_interims_then_one_speech_final_with_every_word() -> None:
 
 
 def test_interims_only_grow_from_committed_words() -> None:
-    events, _ = run(TranscriberConfig(endpointing_ms=300), audio_with_speech())
+    events, _ = run(TranscriberConfig(endpointing_ms=300, final_after_s=None), audio_with_speech())
     final = next(e for e in events if isinstance(e, Transcript) and e.is_final)
     final_texts = [w.text for w in final.words]
     for interim in (e for e in events if isinstance(e, Transcript) and not e.is_final):
@@ -137,3 +137,13 @@ def test_a_slow_decode_skips_interims_never_audio() -> None:
     assert newest is not None
     assert newest.offset + newest.duration == pytest.approx(56000 / 16000), "the next decode covers all audio"
     assert newest.offset <= first.offset, "and still starts where the window started"
+
+
+def test_settled_words_become_finals_before_the_endpoint() -> None:
+    events, _ = run(TranscriberConfig(endpointing_ms=300, final_after_s=0.5), audio_with_speech())
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(finals) >= 2, "stable words did not wait for the endpoint"
+    assert [w.text for f in finals for w in f.words] == [w.text for w in SCRIPT], "nothing lost or repeated"
+    assert [f.speech_final for f in finals] == [False] * (len(finals) - 1) + [True]
+    for before, after in itertools.pairwise(finals):
+        assert after.start == pytest.approx(before.start + before.duration), "spans are contiguous"

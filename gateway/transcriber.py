@@ -29,7 +29,6 @@ from gateway.commit import LocalAgreement
 from gateway.engine.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
 from gateway.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
-
 _CLAUSE_END = (".", "?", "!", ",", ";", ":")
 
 
@@ -119,6 +118,9 @@ class ChannelTranscriber:
         self._decoded_until = origin
         self._in_flight: _InFlight | None = None
         self._flush: FlushReason | None = None
+        self._flush_until = 0  # stream sample where the pending flush cuts the window
+        self._speech_after_cut = False  # speech began after that cut
+        self._queued_endpoint: int | None = None  # and ended too, before the flush was done
         self._finalized: list[Word] = []  # recent finals, for the prompt
         self._last_interim: tuple[str, ...] = ()
         self.last_word_end: float | None = None
@@ -147,14 +149,19 @@ class ChannelTranscriber:
         for vad_event in self.vad.feed(vad_audio):
             if isinstance(vad_event, SpeechStart):
                 self._speech_since_final = True
-                if self._flush in (FlushReason.ENDPOINT, FlushReason.PAUSE) and self._in_flight is None:
-                    # Speech resumed before the endpoint was flushed: keep one utterance.
-                    self._flush = None
+                if self._flush is not None:
+                    self._speech_after_cut = True
                 if self.config.vad_events:
                     events.append(SpeechStarted(vad_event.time))
+            elif isinstance(vad_event, SpeechEnd) and self._flush is not None and self._speech_after_cut:
+                # A whole second utterance went by while the first waits for its final.
+                self._queued_endpoint = self.samples
             elif isinstance(vad_event, SpeechEnd) and self._speech_since_final and self._flush is None:
                 endpointing = self.config.endpointing_ms is not None
                 self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
+                # The utterance ends here even if its final decode starts later (a
+                # busy model): speech after this point belongs to the next one.
+                self._flush_until = self.samples
         if not self._speech_since_final and self._in_flight is None and not self.agreement.pending:
             self._drop_silence()
         events.extend(self._check_utterance_end())
@@ -185,6 +192,7 @@ class ChannelTranscriber:
         """Ask for a final covering everything received (Finalize or close)."""
         if self._flush is None or reason not in (FlushReason.ENDPOINT, FlushReason.PAUSE):
             self._flush = reason
+            self._flush_until = self.samples
 
     @property
     def wants_decode(self) -> bool:
@@ -203,6 +211,8 @@ class ChannelTranscriber:
         if not self.wants_decode:
             return None
         window = self._window()
+        if self._flush is not None:
+            window = window[: max(0, self._flush_until - self.buffer_start)]
         request = DecodeRequest(
             audio=window,
             offset=self.buffer_start / SAMPLE_RATE,
@@ -243,7 +253,13 @@ class ChannelTranscriber:
             # Committed words inside the kept audio are filtered by time on the next decode.
             keep_s = max(self.config.preroll_s, self.config.context_s)
             self._trim_to(int((end_time - keep_s) * SAMPLE_RATE))
-            self._speech_since_final = self.vad.in_speech
+            self._speech_since_final = self.vad.in_speech or self._speech_after_cut
+            self._speech_after_cut = False
+            if self._flush is None and self._queued_endpoint is not None:
+                endpointing = self.config.endpointing_ms is not None
+                self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
+                self._flush_until = self._queued_endpoint
+            self._queued_endpoint = None
         else:
             self.agreement.update(hypothesis)
             window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE

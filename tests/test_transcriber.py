@@ -128,14 +128,14 @@ def test_a_slow_decode_skips_interims_never_audio() -> None:
         core.push(floats[i : i + 320])
         first = first or core.next_request()
     assert first is not None
-    # While that decode is "running", 1.5 s more arrive; no second request is issued.
-    for i in range(32000, 56000, 320):
+    # While that decode is "running", 1 s more arrives; no second request is issued.
+    for i in range(32000, 48000, 320):
         core.push(floats[i : i + 320])
         assert core.next_request() is None
     core.complete(DecodeResult((), 0.0))
     newest = core.next_request()
     assert newest is not None
-    assert newest.offset + newest.duration == pytest.approx(56000 / 16000), "the next decode covers all audio"
+    assert newest.offset + newest.duration == pytest.approx(48000 / 16000), "the next decode covers all audio"
     assert newest.offset <= first.offset, "and still starts where the window started"
 
 
@@ -147,3 +147,22 @@ def test_settled_words_become_finals_before_the_endpoint() -> None:
     assert [f.speech_final for f in finals] == [False] * (len(finals) - 1) + [True]
     for before, after in itertools.pairwise(finals):
         assert after.start == pytest.approx(before.start + before.duration), "spans are contiguous"
+
+
+def test_a_late_endpoint_flush_stops_at_the_endpoint() -> None:
+    """A busy model must not pull the next utterance into this one's final."""
+    core = ChannelTranscriber(TranscriberConfig(endpointing_ms=300, final_after_s=None))
+    decoder = ScriptedDecoder()
+    first = np.concatenate([speech.silence(1.0), speech.espeak("alpha bravo charlie delta echo"), speech.silence(0.6)])
+    second = np.concatenate([speech.espeak("alpha bravo charlie"), speech.silence(1.0)])
+    audio = np.concatenate([first, second]).astype(np.float32) / 32768.0
+    events: list = []
+    for i in range(0, len(audio), 320):  # nothing is decoded until all audio is in: a stalled model
+        events += core.push(audio[i : i + 320])
+    while (request := core.next_request()) is not None:
+        events += core.complete(decoder(request))
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(finals) == 2, "both utterances are finalised, each on its own"
+    assert all(f.speech_final for f in finals)
+    assert finals[0].start + finals[0].duration < len(first) / 16000, "the first final stops at its endpoint"
+    assert decoder.requests[0].offset + decoder.requests[0].duration < len(first) / 16000

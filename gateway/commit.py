@@ -20,6 +20,9 @@ from gateway.engine.types import Word
 
 TIME_TOLERANCE_S = 0.1
 MAX_OVERLAP_NGRAM = 5
+SEAM_LOOKBACK_S = 1.5
+SEAM_SEARCH = 8
+SEAM_SLACK_S = 0.5
 
 
 def normalize(text: str) -> str:
@@ -39,13 +42,24 @@ class LocalAgreement:
         self._history: list[str] = []
 
     def _fresh(self, hypothesis: list[Word]) -> list[Word]:
-        """Drop what was committed already from a new hypothesis."""
-        fresh = [w for w in hypothesis if w.start > self.last_committed_end - TIME_TOLERANCE_S]
-        if fresh and abs(fresh[0].start - self.last_committed_end) < 1.0:
-            for n in range(min(MAX_OVERLAP_NGRAM, len(self._history), len(fresh)), 0, -1):
-                if self._history[-n:] == [normalize(w.text) for w in fresh[:n]]:
-                    fresh = fresh[n:]
-                    break
+        """Drop what was committed already from a new hypothesis.
+
+        Re-decoded words near the seam carry new times (Whisper's word times
+        move by a few hundred ms between decodes), so time alone both keeps
+        repeats and drops new words. The seam is found by text first: the
+        longest run of the last committed words that reappears among the
+        first candidates, at a plausible time; time decides only without one.
+        """
+        seam = self.last_committed_end
+        candidates = [w for w in hypothesis if w.end > seam - SEAM_LOOKBACK_S and normalize(w.text)]
+        keys = [normalize(w.text) for w in candidates]
+        history = self._history
+        for n in range(min(MAX_OVERLAP_NGRAM, len(history)), 0, -1):
+            for i in range(min(SEAM_SEARCH, len(keys) - n + 1)):
+                last = candidates[i + n - 1]
+                if keys[i : i + n] == history[-n:] and last.start < seam + SEAM_SLACK_S:
+                    return candidates[i + n :]
+        fresh = [w for w in candidates if w.start > seam - TIME_TOLERANCE_S]
         return [w for w in fresh if normalize(w.text)]
 
     def _commit(self, words: list[Word]) -> None:
@@ -55,12 +69,17 @@ class LocalAgreement:
         self.last_committed_end = max(self.last_committed_end, words[-1].end)
         self._history = (self._history + [normalize(w.text) for w in words])[-MAX_OVERLAP_NGRAM:]
 
-    def update(self, hypothesis: list[Word]) -> list[Word]:
-        """Take a new hypothesis; return the words it newly commits."""
+    def update(self, hypothesis: list[Word], horizon: float | None = None) -> list[Word]:
+        """Take a new hypothesis; return the words it newly commits.
+
+        Words ending after ``horizon`` (near the end of the decoded audio) are
+        never committed: a word cut by the window's edge ("you" of "your
+        country") can look stable twice before the rest of it is heard.
+        """
         fresh = self._fresh(hypothesis)
         agreed = 0
         for old, new in zip(self.tail, fresh, strict=False):
-            if normalize(old.text) != normalize(new.text):
+            if normalize(old.text) != normalize(new.text) or (horizon is not None and new.end > horizon):
                 break
             agreed += 1
         newly = fresh[:agreed]

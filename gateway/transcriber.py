@@ -29,6 +29,9 @@ from gateway.commit import LocalAgreement
 from gateway.engine.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
 from gateway.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
+EDGE_S = 0.3
+"""Words ending this close to the end of a decoded window are not committed yet."""
+
 _CLAUSE_END = (".", "?", "!", ",", ";", ":")
 
 
@@ -261,7 +264,7 @@ class ChannelTranscriber:
                 self._flush_until = self._queued_endpoint
             self._queued_endpoint = None
         else:
-            self.agreement.update(hypothesis)
+            self.agreement.update(hypothesis, horizon=end_time - EDGE_S)
             window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE
             if window_s >= self.config.max_window_s:
                 self.agreement.commit_before(end_time - 1.0)

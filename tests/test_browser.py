@@ -8,6 +8,7 @@ land in artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -165,8 +166,32 @@ def finals(page: Any) -> list[str]:
     return [t.strip() for t in page.locator("#captions .final").all_inner_texts()]
 
 
+def word_list(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
 def words_of(text: str) -> set[str]:
-    return set(re.findall(r"[a-z']+", text.lower()))
+    return set(word_list(text))
+
+
+def seconds(stamp: str) -> float:
+    """``HH:MM:SS.mmm`` or ``HH:MM:SS,mmm`` as seconds."""
+    h, m, s = stamp.replace(",", ".").split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def final_spans(page: Any) -> list[tuple[str, float, float]]:
+    """The finals on screen, in order, with the session times their titles give (seconds)."""
+    titled = page.eval_on_selector_all("#captions .final", "spans => spans.map(s => [s.textContent, s.title])")
+    out: list[tuple[str, float, float]] = []
+    for text, title in titled:
+        start, end = (seconds(t.strip()) for t in title.split("\u2013"))
+        out.append((text.strip(), start, end))
+    return out
+
+
+SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+?)(?:\n\n|\n?$)", re.S)
+VTT_CUE = re.compile(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+?)(?:\n\n|\n?$)", re.S)
 
 
 def wait_for_words(page: Any, minimum: int, timeout: float = 120.0, baseline: int = 0) -> set[str]:
@@ -485,6 +510,7 @@ def test_live_captions_from_fake_microphone(
     assert shown
     assert page.locator("#interim").count() == 0
 
+    # The downloads hold exactly the finals shown, in order.
     name, text = read_download(page, "#download-txt")
     assert name.startswith("transcript-")
     assert name.endswith(".txt")
@@ -493,19 +519,20 @@ def test_live_captions_from_fake_microphone(
 
     name, srt = read_download(page, "#download-srt")
     assert name.endswith(".srt")
-    cues = re.findall(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+?)(?:\n\n|\n?$)", srt, re.S)
+    cues = SRT_CUE.findall(srt)
     assert cues, srt
     assert [int(c[0]) for c in cues] == list(range(1, len(cues) + 1))
     starts = [c[1] for c in cues]
     assert starts == sorted(starts)
     assert all(c[1] < c[2] for c in cues)
-    assert words_of(" ".join(c[3] for c in cues)) == words_of(text)
+    assert word_list(" ".join(c[3] for c in cues)) == word_list(text), srt
 
     name, vtt = read_download(page, "#download-vtt")
     assert name.endswith(".vtt")
     assert vtt.startswith("WEBVTT\n\n")
-    assert len(re.findall(r"^\d\d:\d\d:\d\d\.\d{3} --> \d\d:\d\d:\d\d\.\d{3}$", vtt, re.M)) == len(cues)
-    assert found <= words_of(vtt)
+    vtt_cues = VTT_CUE.findall(vtt)
+    assert [(c[0], c[1]) for c in vtt_cues] == [(c[1].replace(",", "."), c[2].replace(",", ".")) for c in cues], vtt
+    assert word_list(html.unescape(" ".join(c[2] for c in vtt_cues))) == word_list(text), vtt
     assert errors == []
 
 
@@ -547,21 +574,38 @@ def test_prefix_tls_api_key_and_reconnect(
         page.screenshot(path=str(artifacts / "browser-tls-prefix.png"), full_page=True)
 
         # The network drops the stream: the page says so, reconnects, and captions go on.
-        before = len(finals(page))
         assert proxy.drop_websockets() == 1
         wait_state(page, "reconnecting", timeout=10_000)
         assert "lost" in page.inner_text("#status-detail")
+        # The first stream is closed: all it gave is on screen (one final per span; a
+        # sentence may span several finals, so spans are not cues).
+        first = final_spans(page)
+        assert first
+        first_end = max(end for _, _, end in first)
         wait_state(page, "listening", timeout=30_000)
         assert len(sockets) == 2
         assert sockets[1].startswith(f"wss://{TLS_HOST}:{proxy.port}/captions/v1/listen?")
-        wait_for_words(page, minimum=2, baseline=before)
+        found = wait_for_words(page, minimum=2, baseline=len(first))
         page.click("#stop")
         wait_state(page, "stopped", timeout=20_000)
-        # One session clock across both streams: the cues after the drop come later.
+
+        shown = final_spans(page)
+        assert shown[: len(first)] == first, shown
+        later = shown[len(first) :]
+        # One session clock across both streams: the second stream's finals come after the first's.
+        assert later and all(start >= first_end for _, start, _ in later), (first_end, shown)
+
+        # The downloads hold every final shown, from both streams, in order.
+        _, text = read_download(page, "#download-txt")
+        assert " ".join(text.split()) == " ".join(" ".join(t for t, _, _ in shown).split())
         _, srt = read_download(page, "#download-srt")
-        starts = re.findall(r"^(\d\d:\d\d:\d\d,\d{3}) -->", srt, re.M)
-        assert len(starts) > before, srt
+        cues = SRT_CUE.findall(srt)
+        assert [int(c[0]) for c in cues] == list(range(1, len(cues) + 1)), srt
+        starts = [c[1] for c in cues]
         assert starts == sorted(starts), srt
+        assert word_list(" ".join(c[3] for c in cues)) == word_list(text), srt
+        after = " ".join(c[3] for c in cues if seconds(c[1]) >= first_end)
+        assert found <= words_of(after), (first_end, srt)
         assert errors == []
     finally:
         proxy.stop()

@@ -47,3 +47,24 @@ def test_commit_all_flushes_the_tail_once() -> None:
     policy.commit_all(words("hello world again"))
     assert [w.text for w in policy.take_committed()] == ["hello", "world", "again"]
     assert policy.pending == []
+
+
+def test_a_retimed_seam_word_is_not_repeated_and_new_words_are_kept() -> None:
+    policy = LocalAgreement()
+    first = [Word("what", 5.0, 5.3, 0.9), Word("your", 5.3, 5.6, 0.9), Word("country", 5.6, 6.2, 0.9)]
+    policy.update(first)
+    policy.update([*first, Word("can", 6.4, 6.6, 0.9)])
+    assert [w.text for w in policy.take_committed()] == ["what", "your", "country"]
+    # The next decode moves "country" to start before the seam minus the time tolerance
+    # would allow... and after it: time alone would keep it twice.
+    retimed = [Word("your", 5.5, 5.9, 0.9), Word("country", 6.15, 6.5, 0.9), Word("can", 6.5, 6.7, 0.9)]
+    policy.update([*retimed, Word("do", 6.7, 6.9, 0.9)])
+    policy.update([*retimed, Word("do", 6.7, 6.9, 0.9), Word("for", 6.9, 7.1, 0.9)])
+    assert [w.text for w in policy.take_committed()] == ["can", "do"]
+
+
+def test_words_at_the_window_edge_wait() -> None:
+    policy = LocalAgreement()
+    policy.update(words("for you"), horizon=0.85)
+    assert [w.text for w in policy.update(words("for you"), horizon=0.85)] == ["for"], "'you' ends at 0.9: too close"
+    assert [w.text for w in policy.update(words("for you"), horizon=2.0)] == ["you"]

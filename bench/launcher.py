@@ -99,6 +99,9 @@ def gateway_argv(port: int, model: str | None, extra: list[str], python: str = s
     argv = [python, "-m", "gateway", "--host", HOST, "--port", str(port)]
     if model:
         argv += ["--model", model]
+    if "--store" not in extra:
+        # No transcript database left behind in the working directory (pass --store PATH to measure with one).
+        argv += ["--store", "none"]
     return argv + extra
 
 

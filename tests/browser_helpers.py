@@ -119,7 +119,18 @@ class Gateway:
         self.api_key = api_key
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{self.port}/"
-        cmd = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(self.port), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--store",
+            "none",
+            *extra,
+        ]
         if api_key:
             cmd += ["--api-key", api_key]
         log_path.parent.mkdir(parents=True, exist_ok=True)

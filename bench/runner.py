@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import __version__, dg_client, launcher, wl_client
+from bench import __version__, dg_client, launcher, tw_client, wl_client
 from bench.aggregate import CAPACITY_METRIC, capacity, level_summary, session_record
 from bench.data import SAMPLE_RATE, Audio, DatasetError, Recording, load_audio, load_dataset
 from bench.machine import describe
@@ -151,6 +151,9 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
             keep_raw=keep_raw,
         )
         return lambda audio: wl_client.stream(audio, wl_opts)
+    if spec.protocol == "twilio":
+        tw_opts = tw_client.TwOptions(base_url=url, frame_ms=cfg.frame_ms, tail_s=cfg.tail_s, keep_raw=keep_raw)
+        return lambda audio: tw_client.stream(audio, tw_opts)
     dg_opts = dg_client.DgOptions(
         url=url,
         model=cfg.dg_model,

@@ -4,6 +4,8 @@
     gateway:ARGS                 ... with extra command-line options, e.g. "gateway:--final-beam-size 5"
     whisperlive                  WhisperLive, installed and started by the bench on the same model file
     whisperlive:ARGS             ... with extra bench/wl_server.py options
+    twilio / twilio:ARGS         our gateway, started by the bench, fed as Twilio Media Streams calls
+                                 (8 kHz mu-law on /v1/twilio; results from /v1/calls/<callSid>/events)
     url=ws://HOST:PORT[/PATH]    any Deepgram-protocol server already running (a relay, Deepgram itself)
 
 Any of them may carry a label first: ``beam5@gateway:--final-beam-size 5``,
@@ -15,12 +17,13 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-KINDS = ("gateway", "whisperlive", "url")
+KINDS = ("gateway", "whisperlive", "twilio", "url")
 
 NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
     "gateway": (),
     "url": (),
     "whisperlive": ("speech_final", "utterance_end", "flush"),
+    "twilio": ("flush",),
 }
 """Metrics a kind of target cannot produce: WhisperLive has no endpoint events and no flush."""
 
@@ -45,8 +48,8 @@ class TargetSpec:
 
     @property
     def protocol(self) -> str:
-        """``deepgram`` or ``whisperlive``."""
-        return "whisperlive" if self.kind == "whisperlive" else "deepgram"
+        """``deepgram``, ``whisperlive`` or ``twilio``."""
+        return {"whisperlive": "whisperlive", "twilio": "twilio"}.get(self.kind, "deepgram")
 
 
 def parse_target(text: str) -> TargetSpec:
@@ -62,8 +65,10 @@ def parse_target(text: str) -> TargetSpec:
             raise TargetError(f"url target needs a ws:// or wss:// URL, got {url!r}")
         return TargetSpec(label=label or url, kind="url", url=url)
     kind, _, rest = text.partition(":")
-    if kind not in ("gateway", "whisperlive"):
-        raise TargetError(f"unknown target {text!r}: expected gateway[:ARGS], whisperlive[:ARGS] or url=WS-URL")
+    if kind not in ("gateway", "whisperlive", "twilio"):
+        raise TargetError(
+            f"unknown target {text!r}: expected gateway[:ARGS], whisperlive[:ARGS], twilio[:ARGS] or url=WS-URL"
+        )
     args = tuple(shlex.split(rest))
     return TargetSpec(label=label or (f"{kind}({rest.strip()})" if args else kind), kind=kind, args=args)
 

@@ -66,6 +66,28 @@ async def test_bench_against_a_launched_gateway(tmp_path: Path) -> None:
     assert "| gateway | 1 |" in (cfg.out / "report.md").read_text()
 
 
+async def test_bench_replays_calls_through_the_twilio_endpoint(tmp_path: Path) -> None:
+    """The same recording as a Twilio call: 8 kHz mu-law in, results from the subscriber socket."""
+    cfg = Config(
+        targets=[parse_target("twilio")],
+        out=tmp_path / "out",
+        data=one_recording(tmp_path / "data"),
+        device="cpu",
+        offline_beams=[],
+        tail_s=1.0,
+    )
+    results = await run(cfg)
+    [target] = results["targets"]
+    [level] = target["levels"]
+    [session] = level["sessions"]
+    assert session["error"] is None
+    words = set(session["transcript"].lower().replace(".", "").split())
+    assert {"call", "tomorrow"} <= words, session["transcript"]  # words that survive the narrow band
+    assert session["final_words"] >= 4
+    assert level["latency"]["word_final"], "final words were timed"
+    assert target["not_applicable"] == ["flush"]
+
+
 @pytest.mark.skipif(
     os.environ.get("BENCH_PEER_TESTS") != "1" or not (launcher.WL_VENV / "bin" / "python").exists(),
     reason="peer test is opt-in: python -m bench setup-peers, then BENCH_PEER_TESTS=1 "

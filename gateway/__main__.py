@@ -144,6 +144,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        # Per-decode and per-connection INFO lines from the libraries would flood a busy server's log.
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     from gateway.server import run
 
     with contextlib.suppress(KeyboardInterrupt):

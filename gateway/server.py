@@ -318,10 +318,17 @@ class Gateway:
         await self.callcenter.begin_listen(request_id, params, principal.tenant)
         self.active[request_id] = session
         self.router.ledger.start(request_id, principal.tenant, session.stream.usage)
+        log.info("stream %s opened: tenant %s, engine %s", request_id, principal.tenant, engine.name)
         try:
             await session.run()
         finally:
             del self.active[request_id]
+            log.info(
+                "stream %s closed: %.1f s of audio, close %s",
+                request_id,
+                session.protocol.audio_seconds,
+                connection.close_code,
+            )
             self.router.ledger.finish(request_id)
             await self.callcenter.end_listen(request_id)
 

@@ -22,7 +22,7 @@ TIME_TOLERANCE_S = 0.1
 MAX_OVERLAP_NGRAM = 5
 SEAM_LOOKBACK_S = 1.5
 SEAM_SEARCH = 8
-SEAM_SLACK_S = 0.5
+SEAM_SLACK_S = 1.0
 
 
 def normalize(text: str) -> str:
@@ -62,12 +62,28 @@ class LocalAgreement:
         fresh = [w for w in candidates if w.start > seam - TIME_TOLERANCE_S]
         return [w for w in fresh if normalize(w.text)]
 
-    def _commit(self, words: list[Word]) -> None:
+    def _commit(self, words: list[Word]) -> list[Word]:
         if not words:
-            return
-        self.committed.extend(words)
-        self.last_committed_end = max(self.last_committed_end, words[-1].end)
-        self._history = (self._history + [normalize(w.text) for w in words])[-MAX_OVERLAP_NGRAM:]
+            return []
+        # Committed times only move forward: a re-decode may place a new word a
+        # little before the end of the last committed one.
+        placed = []
+        floor = self.last_committed_end
+        for w in words:
+            start = max(w.start, floor)
+            end = max(w.end, start)
+            placed.append(w if (start, end) == (w.start, w.end) else Word(w.text, start, end, w.probability))
+            floor = end
+        self.committed.extend(placed)
+        self.last_committed_end = max(self.last_committed_end, placed[-1].end)
+        self._history = (self._history + [normalize(w.text) for w in placed])[-MAX_OVERLAP_NGRAM:]
+        return placed
+
+    def seed(self, words: list[Word]) -> None:
+        """Words another engine already finalised just before this policy takes over (failover)."""
+        if words:
+            self.last_committed_end = max(self.last_committed_end, words[-1].end)
+            self._history = [normalize(w.text) for w in words][-MAX_OVERLAP_NGRAM:]
 
     def update(self, hypothesis: list[Word], horizon: float | None = None) -> list[Word]:
         """Take a new hypothesis; return the words it newly commits.
@@ -82,8 +98,7 @@ class LocalAgreement:
             if normalize(old.text) != normalize(new.text) or (horizon is not None and new.end > horizon):
                 break
             agreed += 1
-        newly = fresh[:agreed]
-        self._commit(newly)
+        newly = self._commit(fresh[:agreed])
         self.tail = fresh[agreed:]
         return newly
 

@@ -20,6 +20,7 @@ window; LocalAgreement-2 commits stable words. Finals come
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -101,8 +102,16 @@ class _InFlight:
 class ChannelTranscriber:
     """One channel's streaming state. Not thread-safe; owned by one session."""
 
-    def __init__(self, config: TranscriberConfig, vad_rate: int = SAMPLE_RATE, start_s: float = 0.0) -> None:
-        """``start_s``: stream time of the first sample pushed (a stream taken over mid-way, e.g. on failover)."""
+    def __init__(
+        self,
+        config: TranscriberConfig,
+        vad_rate: int = SAMPLE_RATE,
+        start_s: float = 0.0,
+        seed: Sequence[Word] = (),
+    ) -> None:
+        """``start_s``: stream time of the first sample pushed (a stream taken over mid-way, e.g. on failover);
+        ``seed``: the words finalised before it, so a re-heard seam word is not finalised twice and the
+        decoder is prompted with what was said."""
         self.config = config
         end_ms = max(config.endpointing_ms or 0, config.min_endpointing_ms)
         if config.endpointing_ms is None:
@@ -124,7 +133,8 @@ class ChannelTranscriber:
         self._flush_until = 0  # stream sample where the pending flush cuts the window
         self._speech_after_cut = False  # speech began after that cut
         self._queued_endpoint: int | None = None  # and ended too, before the flush was done
-        self._finalized: list[Word] = []  # recent finals, for the prompt
+        self._finalized: list[Word] = list(seed)[-100:]  # recent finals, for the prompt
+        self.agreement.seed(list(seed))
         self._last_interim: tuple[str, ...] = ()
         self.last_word_end: float | None = None
         self._utterance_end_sent = True

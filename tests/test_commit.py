@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from gateway.commit import LocalAgreement, normalize
 from gateway.engine.types import Word
 
@@ -68,3 +70,29 @@ def test_words_at_the_window_edge_wait() -> None:
     policy.update(words("for you"), horizon=0.85)
     assert [w.text for w in policy.update(words("for you"), horizon=0.85)] == ["for"], "'you' ends at 0.9: too close"
     assert [w.text for w in policy.update(words("for you"), horizon=2.0)] == ["you"]
+
+
+def test_committed_times_never_go_back() -> None:
+    policy = LocalAgreement()
+    policy.commit_all([Word("one", 0.0, 1.0, 0.9)])
+    # The next decode puts "two" slightly before "one" ended (inside the time tolerance).
+    policy.commit_all([Word("two", 0.95, 1.3, 0.9), Word("three", 1.3, 1.6, 0.9)])
+    words = policy.take_committed()
+    assert [w.text for w in words] == ["one", "two", "three"]
+    assert all(a.end <= b.start for a, b in itertools.pairwise(words))
+
+
+def test_a_seeded_policy_does_not_repeat_what_the_previous_engine_finalised() -> None:
+    policy = LocalAgreement()
+    policy.seed(
+        [
+            Word("meet", 9.0, 9.2, 1.0),
+            Word("at", 9.2, 9.3, 1.0),
+            Word("the", 9.3, 9.4, 1.0),
+            Word("station", 9.4, 9.9, 1.0),
+        ]
+    )
+    # The taking-over engine re-hears the end of "station" and writes the phrase again.
+    heard = [Word("at", 9.9, 10.0, 0.5), Word("the", 10.0, 10.1, 0.5), Word("station", 10.1, 10.4, 0.6)]
+    policy.commit_all([*heard, Word("at", 10.5, 10.6, 0.9), Word("seven", 10.6, 11.0, 0.9)])
+    assert [w.text for w in policy.take_committed()] == ["at", "seven"]

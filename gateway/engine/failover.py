@@ -153,7 +153,10 @@ class FailoverStream:
         """Start the local engine where the relay's finals stopped and replay what they did not cover."""
         assert self.relay.pending is not None  # opened replayable
         replay = self.relay.pending.replay()
-        local = self.fallback.open_stream(self.params, self.request_id, self._emit, self._fail, start_s=replay.start_s)
+        seed = [self.relay.final_words.get(i, []) for i in range(len(replay.start_s))]
+        local = self.fallback.open_stream(
+            self.params, self.request_id, self._emit, self._fail, start_s=replay.start_s, seed=seed
+        )
         self.local = local
         self._usage.parts.append(local.usage)
         self._usage.failovers += 1

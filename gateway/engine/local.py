@@ -17,6 +17,7 @@ from gateway import messages
 from gateway.audio import DecodedFrame
 from gateway.engine.base import Emit, Fail, Usage
 from gateway.engine.scheduler import Scheduler
+from gateway.engine.types import Word
 from gateway.params import StreamParams
 from gateway.transcriber import (
     ChannelTranscriber,
@@ -58,10 +59,17 @@ class WhisperEngine:
         )
 
     def open_stream(
-        self, params: StreamParams, request_id: str, emit: Emit, fail: Fail, *, start_s: Sequence[float] = ()
+        self,
+        params: StreamParams,
+        request_id: str,
+        emit: Emit,
+        fail: Fail,
+        *,
+        start_s: Sequence[float] = (),
+        seed: Sequence[Sequence[Word]] = (),
     ) -> WhisperStream:
         """Serve a stream; ``start_s`` (per channel) takes one over from that stream time (failover)."""
-        return WhisperStream(self, params, request_id, emit, fail, start_s)
+        return WhisperStream(self, params, request_id, emit, fail, start_s, seed)
 
 
 class WhisperStream:
@@ -75,6 +83,7 @@ class WhisperStream:
         emit: Emit,
         fail: Fail,
         start_s: Sequence[float] = (),
+        seed: Sequence[Sequence[Word]] = (),
     ) -> None:
         self.engine = engine
         self.params = params
@@ -84,7 +93,10 @@ class WhisperStream:
         config = engine.transcriber_config(params)
         vad_rate = 8_000 if params.sample_rate == 8_000 else 16_000
         starts = list(start_s) or [0.0] * params.output_channels
-        self.channels = [ChannelTranscriber(config, vad_rate, starts[i]) for i in range(params.output_channels)]
+        seeds = list(seed) or [()] * params.output_channels
+        self.channels = [
+            ChannelTranscriber(config, vad_rate, starts[i], seeds[i]) for i in range(params.output_channels)
+        ]
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self.usage = Usage("whisper")
         self._failure: BaseException | None = None

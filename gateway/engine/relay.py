@@ -41,6 +41,7 @@ from gateway.audio import DecodedFrame
 from gateway.config import RelayConfig
 from gateway.engine.base import Emit, Fail, Usage
 from gateway.engine.pending import PendingAudio
+from gateway.engine.types import Word
 from gateway.errors import (
     InvalidTransition,
     RelayBudgetExhausted,
@@ -199,6 +200,8 @@ class RelayStream:
         self.pending = PendingAudio(params.output_channels, vad_rate, self.config.max_pending_s) if replayable else None
         self.failure: StreamError | None = None
         self.finalize_pending = False
+        self.final_words: dict[int, list[Word]] = {}
+        """The last finalised words per channel: the seam a taking-over engine continues from."""
         """A Finalize the upstream has not answered yet (a taking-over engine must honour it)."""
         self.upstream_request_id: str | None = None
         self._billed_channels = params.channels if params.multichannel else 1
@@ -284,6 +287,17 @@ class RelayStream:
         self._next_budget_check = self.usage.billed_s + self.config.budget_check_s
         left = self._budget_left()
         return left is not None and left <= 0
+
+    def _remember_words(self, channel: int, message: dict[str, Any]) -> None:
+        try:
+            words = message["channel"]["alternatives"][0]["words"]
+            found = [
+                Word(str(w.get("punctuated_word") or w["word"]), float(w["start"]), float(w["end"]), 1.0) for w in words
+            ]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return  # a Results without usable words leaves the seam where it was
+        if found:
+            self.final_words[channel] = (self.final_words.get(channel, []) + found)[-20:]
 
     def _failed(self, exc: StreamError) -> None:
         if not self.live and self.state is not RelayState.CLOSING:
@@ -419,6 +433,7 @@ class RelayStream:
                 end = float(message.get("start") or 0.0) + float(message.get("duration") or 0.0)
                 if self.pending is not None:
                     self.pending.finalized(int(channel), end)
+                    self._remember_words(int(channel), message)
         # Shielded: once its audio is released from pending, a final must reach the
         # client even if a failure cancels the receiver mid-send.
         await asyncio.shield(self._emit(message))

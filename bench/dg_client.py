@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,10 +38,21 @@ class DgOptions:
     keep_raw: bool = False
 
 
-async def _receive(ws: ClientConnection, timeline: Timeline, t0: float, flushed: asyncio.Event, keep_raw: bool) -> None:
+async def receive(
+    ws: ClientConnection,
+    timeline: Timeline,
+    origin: Callable[[], float],
+    keep_raw: bool,
+    on_message: Callable[[str], bool],
+) -> None:
+    """Record every Deepgram-shaped text message into ``timeline`` until the socket closes.
+
+    Arrivals are timed from ``origin()`` (read per message: a caller may move
+    its clock's zero once audio starts); ``on_message(type)`` returning True stops early.
+    """
     try:
         async for message in ws:
-            arrival = time.perf_counter() - t0
+            arrival = time.perf_counter() - origin()
             if isinstance(message, bytes):
                 continue
             if keep_raw:
@@ -50,12 +62,12 @@ async def _receive(ws: ClientConnection, timeline: Timeline, t0: float, flushed:
             except ProtocolError as exc:
                 timeline.error = str(exc)
                 continue
-            if kind == "Results" and timeline.updates[-1].from_finalize and timeline.updates[-1].is_final:
-                flushed.set()
+            if on_message(kind):
+                break
     except ConnectionClosed as exc:
         if exc.rcvd is not None and exc.rcvd.code not in (1000, 1001) and timeline.error is None:
             timeline.error = f"closed {exc.rcvd.code} {exc.rcvd.reason}"
-    timeline.closed_at = time.perf_counter() - t0
+    timeline.closed_at = time.perf_counter() - origin()
 
 
 async def stream(audio: Audio, options: DgOptions) -> Timeline:
@@ -75,7 +87,13 @@ async def stream(audio: Audio, options: DgOptions) -> Timeline:
         ) as ws:
             t0 = time.perf_counter()
             flushed = asyncio.Event()
-            receiver = asyncio.create_task(_receive(ws, timeline, t0, flushed, options.keep_raw))
+
+            def on_message(kind: str) -> bool:
+                if kind == "Results" and timeline.updates[-1].from_finalize and timeline.updates[-1].is_final:
+                    flushed.set()
+                return False
+
+            receiver = asyncio.create_task(receive(ws, timeline, lambda: t0, options.keep_raw, on_message))
             pacer = Pacer(clock=time.perf_counter, sleep=asyncio.sleep, t0=t0)
             try:
                 await pacer.send_all(full, schedule(len(full), SAMPLE_RATE, options.frame_ms), ws.send, encode_linear16)

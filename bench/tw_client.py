@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import soxr
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.data import SAMPLE_RATE, Audio
-from bench.dg_protocol import ProtocolError, apply_message
+from bench.dg_client import receive
 from bench.pacing import schedule
 from bench.timeline import Timeline
 from gateway.audio import encode_mulaw
@@ -68,27 +68,6 @@ def media_events(audio: Audio, stream_sid: str, frame_ms: float) -> list[tuple[f
     return events
 
 
-async def _receive(ws: ClientConnection, timeline: Timeline, t0: list[float], keep_raw: bool) -> None:
-    try:
-        async for message in ws:
-            arrival = time.perf_counter() - t0[0]
-            if isinstance(message, bytes):
-                continue
-            if keep_raw:
-                timeline.raw.append((arrival, message))
-            try:
-                kind = apply_message(timeline, message, arrival)
-            except ProtocolError as exc:
-                timeline.error = str(exc)
-                continue
-            if kind == "CallEnded":
-                break
-    except ConnectionClosed as exc:
-        if exc.rcvd is not None and exc.rcvd.code not in (1000, 1001) and timeline.error is None:
-            timeline.error = f"subscriber closed {exc.rcvd.code} {exc.rcvd.reason}"
-    timeline.closed_at = time.perf_counter() - t0[0]
-
-
 async def stream(audio: Audio, options: TwOptions) -> Timeline:
     """Replay ``audio`` as a one-party call at real-time pace; return what the subscriber saw."""
     tail = np.zeros(round(options.tail_s * SAMPLE_RATE), dtype=np.float32)
@@ -123,7 +102,9 @@ async def stream(audio: Audio, options: TwOptions) -> Timeline:
                 f"{options.base_url}/v1/twilio", additional_headers=headers, open_timeout=options.open_timeout
             ) as call,
         ):
-            receiver = asyncio.create_task(_receive(subscriber, timeline, t0, options.keep_raw))
+            receiver = asyncio.create_task(
+                receive(subscriber, timeline, lambda: t0[0], options.keep_raw, lambda kind: kind == "CallEnded")
+            )
             await call.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
             await call.send(json.dumps(start))
             t0[0] = time.perf_counter()

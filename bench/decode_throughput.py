@@ -3,7 +3,7 @@
     python -m bench.decode_throughput --device cuda --batches 1,8,32,64 --window 10
 
 Decodes ``--rounds`` batches of real or synthetic speech windows at each batch
-size through :class:`gateway.engine.batched.BatchedWhisperBackend` (and, for
+size through :class:`gateway.engines.batched.BatchedWhisperBackend` (and, for
 batch 1, the sequential backend) after a warm-up, and prints windows per
 second and seconds per batch as JSON lines. This isolates what batching buys
 on a device from everything else the gateway does.
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway import models
-from gateway.engine.batched import BatchedWhisperBackend
-from gateway.engine.types import DecodeRequest
-from gateway.engine.whisper import WhisperBackend, WhisperOptions
+from gateway.core.types import DecodeRequest
+from gateway.engines import models
+from gateway.engines.batched import BatchedWhisperBackend
+from gateway.engines.whisper import WhisperBackend, WhisperOptions
 
 
 def load_windows(manifest: Path | None, seconds: float, count: int) -> list[np.ndarray]:

@@ -33,6 +33,17 @@ from difflib import SequenceMatcher
 
 from bench.timeline import Timeline, Update, Word
 
+LATENCY_COLUMNS = (
+    ("first_interim", "first interim"),
+    ("word_first_seen", "word first seen"),
+    ("word_final", "word final"),
+    ("final", "final after its last word"),
+    ("speech_final", "speech_final"),
+    ("flush", "Finalize → last final"),
+    ("settle", "end of audio → last final"),
+)
+"""The latency metrics (keys of a level's ``latency``) and their column titles."""
+
 METRICS = (
     "first_interim",
     "word_first_seen",

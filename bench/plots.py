@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.report import LATENCY_COLUMNS
+from bench.latency import LATENCY_COLUMNS
 from bench.stats import cdf
 
 STYLES = ("-", "--", ":", "-.")

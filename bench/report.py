@@ -7,17 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.latency import LATENCY_COLUMNS
 from bench.machine import one_line
-
-LATENCY_COLUMNS = (
-    ("first_interim", "first interim"),
-    ("word_first_seen", "word first seen"),
-    ("word_final", "word final"),
-    ("final", "final after its last word"),
-    ("speech_final", "speech_final"),
-    ("flush", "Finalize → last final"),
-    ("settle", "end of audio → last final"),
-)
 
 
 def _pct(value: float | None) -> str:

@@ -28,7 +28,7 @@ from bench.data import SAMPLE_RATE, Audio
 from bench.dg_client import receive
 from bench.pacing import schedule
 from bench.timeline import Timeline
-from gateway.audio import encode_mulaw
+from gateway.core.audio import encode_mulaw
 
 TWILIO_RATE = 8_000
 

@@ -9,9 +9,9 @@ import logging
 import os
 from dataclasses import replace
 
-from gateway import relay_cli
-from gateway.config import ModelSpec, ServerConfig
-from gateway.transcriber import TranscriberConfig
+from gateway.core.transcriber import TranscriberConfig
+from gateway.server import relay_cli
+from gateway.server.config import ModelSpec, ServerConfig
 
 
 def _model(value: str) -> ModelSpec:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         # Per-decode and per-connection INFO lines from the libraries would flood a busy server's log.
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    from gateway.server import run
+    from gateway.server.app import run
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(config_from_args(args)))

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ServerConfig
-from gateway.engine.types import Backend
+from gateway.core.types import Backend
+from gateway.server.config import ServerConfig
 from tests import speech
 
 
 @pytest.fixture(scope="session")
 def backend() -> Iterator[Backend]:
     """The real default model (Whisper tiny.en, int8 on CPU), loaded once."""
-    from gateway import models
-    from gateway.engine.whisper import WhisperBackend, WhisperOptions
+    from gateway.engines import models
+    from gateway.engines.whisper import WhisperBackend, WhisperOptions
 
     threads = int(os.environ.get("GATEWAY_TEST_THREADS", "0"))
     return WhisperBackend(WhisperOptions(model_path=str(models.tiny_en()), name="tiny.en", cpu_threads=threads))
@@ -38,7 +38,7 @@ def server_config() -> ServerConfig:
 @pytest.fixture
 async def gateway(backend: Backend, server_config: ServerConfig) -> AsyncIterator[Any]:
     """A real gateway on a free loopback port, sharing the session's model."""
-    from gateway.server import Gateway
+    from gateway.server.app import Gateway
 
     async with Gateway(server_config, backends={"tiny.en": backend}) as gw:
         yield gw

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.audio import ALAW_TABLE, MULAW_TABLE, AudioDecoder, encode_mulaw
-from gateway.errors import InvalidAudio
-from gateway.params import Encoding
+from gateway.core.audio import ALAW_TABLE, MULAW_TABLE, AudioDecoder, encode_mulaw
+from gateway.core.errors import InvalidAudio
+from gateway.core.params import Encoding
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0, amp: float = 0.5) -> np.ndarray:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from gateway import models
-from gateway.engine.batched import BatchedWhisperBackend
-from gateway.engine.types import DecodeRequest
-from gateway.engine.whisper import WhisperOptions
+from gateway.core.types import DecodeRequest
+from gateway.engines import models
+from gateway.engines.batched import BatchedWhisperBackend
+from gateway.engines.whisper import WhisperOptions
 from tests import speech
 from tests.client import wer
 

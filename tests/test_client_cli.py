@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.server import Gateway
+from gateway.server.app import Gateway
 from tests import speech
 
 pytestmark = pytest.mark.model

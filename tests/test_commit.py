@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from gateway.commit import LocalAgreement, normalize
-from gateway.engine.types import Word
+from gateway.core.commit import LocalAgreement, normalize
+from gateway.core.types import Word
 
 
 def words(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:

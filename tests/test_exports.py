@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.exports import ExportFormat, cues, render, to_json, to_srt, to_text, to_vtt
-from gateway.records import FinalRecord, StreamInfo, StreamKind, StreamRecord
+from gateway.transcripts.exports import ExportFormat, cues, render, to_json, to_srt, to_text, to_vtt
+from gateway.transcripts.records import FinalRecord, StreamInfo, StreamKind, StreamRecord
 
 
 def words(text: str, start: float, step: float = 0.4) -> tuple[dict[str, Any], ...]:

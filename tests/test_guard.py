@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.engine.guard import GuardConfig, cut_repetitions, cut_token_loop, keep_segment
-from gateway.engine.types import Word
+from gateway.core.guard import GuardConfig, cut_repetitions, cut_token_loop, keep_segment
+from gateway.core.types import Word
 
 
 def ws(text: str) -> list[Word]:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.errors import SlowSubscriber
-from gateway.hub import Hub
-from gateway.records import StreamInfo, StreamKind
-from gateway.webhook import WebhookPoster, check_url
+from gateway.core.errors import SlowSubscriber
+from gateway.transcripts.hub import Hub
+from gateway.transcripts.records import StreamInfo, StreamKind
+from gateway.transcripts.webhook import WebhookPoster, check_url
 from tests.http_receiver import Receiver, receiving
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.server import Gateway
+from gateway.server.app import Gateway
 from tests import speech
 from tests.client import stream, url, wer
 from tests.conftest import make_config

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import BadRequest
-from gateway.params import Encoding, parse_params
+from gateway.core.errors import BadRequest
+from gateway.core.params import Encoding, parse_params
 
 
 def test_defaults_are_deepgrams() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import messages
-from gateway.engine.types import Word
-from gateway.errors import CloseCode, FrameTooLarge, InvalidAudio, InvalidMessage, InvalidTransition
-from gateway.params import parse_params
-from gateway.protocol import (
+from gateway.core import messages
+from gateway.core.errors import CloseCode, FrameTooLarge, InvalidAudio, InvalidMessage, InvalidTransition
+from gateway.core.params import parse_params
+from gateway.core.transcriber import Transcript
+from gateway.core.types import Word
+from gateway.protocols.listen import (
     AudioReceived,
     CloseStream,
     Finalize,
@@ -18,7 +19,6 @@ from gateway.protocol import (
     State,
     UnknownMessage,
 )
-from gateway.transcriber import Transcript
 
 
 def proto(query: str = "encoding=linear16&sample_rate=16000") -> ListenProtocol:

@@ -27,15 +27,15 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Request, Response
 
-from gateway.audio import DecodedFrame
-from gateway.config import RelayConfig
-from gateway.engine.pending import PendingAudio
-from gateway.engine.relay import environment, rejection
-from gateway.engine.types import Backend, DecodeResult, Word
-from gateway.errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
-from gateway.routing import EngineKind, RoutingPolicy, TenantPolicy
-from gateway.server import Gateway
-from gateway.transcriber import ChannelTranscriber, SpeechStarted, TranscriberConfig, Transcript
+from gateway.core.audio import DecodedFrame
+from gateway.core.errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
+from gateway.core.transcriber import ChannelTranscriber, SpeechStarted, TranscriberConfig, Transcript
+from gateway.core.types import Backend, DecodeResult, Word
+from gateway.engines.pending import PendingAudio
+from gateway.engines.relay import environment, rejection
+from gateway.engines.relay_config import RelayConfig
+from gateway.server.app import Gateway
+from gateway.server.routing import EngineKind, RoutingPolicy, TenantPolicy
 from tests import speech
 from tests.client import Received, collect, pcm16, wer
 from tests.conftest import make_config

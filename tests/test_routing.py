@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import relay_cli
 from gateway.__main__ import build_parser, config_from_args
-from gateway.accounting import Ledger
-from gateway.engine.base import StreamUsage, Usage
-from gateway.errors import BadRequest, Forbidden, PaymentRequired
-from gateway.routing import (
+from gateway.core.errors import BadRequest, Forbidden, PaymentRequired
+from gateway.engines.base import StreamUsage, Usage
+from gateway.server import relay_cli
+from gateway.server.accounting import Ledger
+from gateway.server.routing import (
     EngineKind,
     RelayUse,
     RoutingPolicy,

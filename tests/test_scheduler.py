@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from gateway.engine.scheduler import Scheduler
-from gateway.engine.types import DecodeRequest, DecodeResult, Word
+from gateway.core.types import DecodeRequest, DecodeResult, Word
+from gateway.engines.scheduler import Scheduler
 
 
 class FakeBackend:

@@ -20,8 +20,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.config import ServerConfig
-from gateway.server import Gateway
+from gateway.server.app import Gateway
+from gateway.server.config import ServerConfig
 from tests import speech
 from tests.client import Received, collect, pcm16, stream, url, wer
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.fanout import DuplicateStream, Fanout
-from gateway.hub import Hub
-from gateway.records import FinalRecord, StreamInfo, StreamKind
-from gateway.store import AddFinal, EndStream, OpenStream, TranscriptDatabase, TranscriptStore
+from gateway.transcripts.fanout import DuplicateStream, Fanout
+from gateway.transcripts.hub import Hub
+from gateway.transcripts.records import FinalRecord, StreamInfo, StreamKind
+from gateway.transcripts.store import AddFinal, EndStream, OpenStream, TranscriptDatabase, TranscriptStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -102,8 +102,8 @@ CRASHING_WRITER = textwrap.dedent(
     """
     import asyncio, os, sys
     from datetime import UTC, datetime
-    from gateway.records import FinalRecord, StreamInfo, StreamKind
-    from gateway.store import AddFinal, OpenStream, TranscriptStore
+    from gateway.transcripts.records import FinalRecord, StreamInfo, StreamKind
+    from gateway.transcripts.store import AddFinal, OpenStream, TranscriptStore
 
     async def main():
         store = TranscriptStore(sys.argv[1])

@@ -7,8 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from gateway.engine.types import DecodeRequest, DecodeResult, Word
-from gateway.transcriber import (
+from gateway.core.transcriber import (
     ChannelTranscriber,
     FlushReason,
     SpeechStarted,
@@ -16,6 +15,7 @@ from gateway.transcriber import (
     Transcript,
     UtteranceEnd,
 )
+from gateway.core.types import DecodeRequest, DecodeResult, Word
 from tests import speech
 
 SCRIPT = [

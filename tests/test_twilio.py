@@ -18,8 +18,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from gateway.server import Gateway
-from gateway.twilio import compute_signature
+from gateway.protocols.twilio import compute_signature
+from gateway.server.app import Gateway
 from tests.client import Received, collect
 from tests.conftest import make_config
 from tests.http_receiver import receiving

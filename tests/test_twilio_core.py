@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.errors import InvalidAudio, InvalidMessage, TwilioProtocolError
-from gateway.timeline import MULAW_SILENCE, Timeline
-from gateway.twilio import (
+from gateway.core.errors import InvalidAudio, InvalidMessage, TwilioProtocolError
+from gateway.core.timeline import MULAW_SILENCE, Timeline
+from gateway.protocols.twilio import (
     Audio,
     Connected,
     Dtmf,

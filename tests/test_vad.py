@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
+from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 from tests import speech
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import connect
 
-from gateway.audio import encode_mulaw
-from gateway.twilio import compute_signature
+from gateway.core.audio import encode_mulaw
+from gateway.protocols.twilio import compute_signature
 from tests import speech
 from tests.client import Received, collect
 

@@ -1,0 +1,66 @@
+"""Filters that keep Whisper from writing text where nobody spoke.
+
+Pure functions over decoded segments. Whisper on silence or noise tends to
+produce a confident-looking phrase ("Thank you.") with a high no-speech
+probability, or loops on one word. These rules follow Whisper's own
+thresholds (no_speech_prob with avg_logprob, compression ratio) and add a
+repetition guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.core.commit import normalize
+from gateway.core.types import Word
+
+
+@dataclass(frozen=True, slots=True)
+class GuardConfig:
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    max_repeats: int = 4
+    min_word_probability: float = 0.0
+
+
+def keep_segment(no_speech_prob: float, avg_logprob: float, compression_ratio: float, config: GuardConfig) -> bool:
+    """Whisper's rule: silent if likely no speech *and* not confidently decoded."""
+    if no_speech_prob > config.no_speech_threshold and avg_logprob < config.log_prob_threshold:
+        return False
+    if compression_ratio > config.compression_ratio_threshold:
+        return False
+    return avg_logprob >= config.log_prob_threshold - 0.5
+
+
+def cut_repetitions(words: list[Word], max_repeats: int) -> list[Word]:
+    """Cut a hypothesis where a 1- to 4-word phrase repeats more than ``max_repeats`` times."""
+    keys = [normalize(w.text) for w in words]
+    for size in range(1, 5):
+        for i in range(len(keys) - size + 1):
+            phrase = keys[i : i + size]
+            run, j = 1, i + size
+            while keys[j : j + size] == phrase:
+                run, j = run + 1, j + size
+            if run > max_repeats:
+                return words[: i + size * max_repeats]
+    return words
+
+
+def cut_token_loop(tokens: list[int], max_repeats: int = 3, longest: int = 8) -> list[int]:
+    """Cut a token sequence where an n-gram (n <= ``longest``) repeats more than ``max_repeats`` times.
+
+    Greedy decoding sometimes loops inside one word ("Renocleocleocleo..."),
+    which a word-level guard cannot see.
+    """
+    for i in range(len(tokens)):
+        for size in range(1, longest + 1):
+            phrase = tokens[i : i + size]
+            if len(phrase) < size:
+                break
+            run, j = 1, i + size
+            while tokens[j : j + size] == phrase:
+                run, j = run + 1, j + size
+            if run > max_repeats:
+                return tokens[: i + size]
+    return tokens

@@ -1,0 +1,356 @@
+"""The streaming core of one audio channel: VAD, window, commit policy.
+
+Pure and synchronous. The shell feeds audio with :meth:`push`, asks
+:meth:`next_request` for a window to decode whenever no decode is in flight,
+and hands the answer back to :meth:`complete`. Both return events:
+:class:`Transcript` (interim or final Results), :class:`SpeechStarted` and
+:class:`UtteranceEnd`. Nothing here blocks or knows about time other than
+stream time (samples received).
+
+Window policy: the window starts a little before speech onset and grows as
+audio arrives, at most ``max_window_s``. Each decode re-reads the whole
+window; LocalAgreement-2 commits stable words. Finals come
+* at an endpoint (VAD silence >= endpointing): everything, ``speech_final``;
+* on Finalize / close: everything, ``from_finalize`` for Finalize;
+* when the window passes ``soft_window_s``: the committed words only, and
+  the window is trimmed to the end of the last one;
+* when the window nears ``max_window_s``: the hypothesis up to a second
+  before the window's end is forced into a final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+import numpy as np
+
+from gateway.core.commit import LocalAgreement
+from gateway.core.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
+from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
+
+EDGE_S = 0.3
+"""Words ending this close to the end of a decoded window are not committed yet."""
+
+_CLAUSE_END = (".", "?", "!", ",", ";", ":")
+
+
+class FlushReason(StrEnum):
+    ENDPOINT = "endpoint"
+    PAUSE = "pause"
+    """A pause in speech while endpointing is off: final, never speech_final."""
+    FINALIZE = "finalize"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A Results message for one channel: the span [start, start+duration]."""
+
+    words: tuple[Word, ...]
+    start: float
+    duration: float
+    is_final: bool
+    speech_final: bool = False
+    from_finalize: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd:
+    last_word_end: float
+
+
+Event = Transcript | SpeechStarted | UtteranceEnd
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriberConfig:
+    """Per-stream tuning; the session derives it from query parameters."""
+
+    interim_results: bool = True
+    endpointing_ms: int | None = 300
+    utterance_end_ms: int | None = None
+    vad_events: bool = False
+    min_endpointing_ms: int = 300
+    interim_step_s: float = 0.5
+    soft_window_s: float = 12.0
+    max_window_s: float = 28.0
+    preroll_s: float = 0.3
+    final_after_s: float | None = 1.5
+    """Committed words become a final (``is_final``, not ``speech_final``) once the
+    oldest has waited this long, or at once when they end a clause; None: only
+    at endpoints and window trims."""
+    context_s: float = 0.0
+    """Audio kept before new speech, already finalised, so Whisper hears what led up to it."""
+    prompt_chars: int = 200
+    vad: VadConfig = VadConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    request: DecodeRequest
+    flush: FlushReason | None
+    end_sample: int
+
+
+class ChannelTranscriber:
+    """One channel's streaming state. Not thread-safe; owned by one session."""
+
+    def __init__(
+        self,
+        config: TranscriberConfig,
+        vad_rate: int = SAMPLE_RATE,
+        start_s: float = 0.0,
+        seed: Sequence[Word] = (),
+    ) -> None:
+        """``start_s``: stream time of the first sample pushed (a stream taken over mid-way, e.g. on failover);
+        ``seed``: the words finalised before it, so a re-heard seam word is not finalised twice and the
+        decoder is prompted with what was said."""
+        self.config = config
+        end_ms = max(config.endpointing_ms or 0, config.min_endpointing_ms)
+        if config.endpointing_ms is None:
+            # Still detect pauses to finalise and stop decoding silence, just
+            # never call them endpoints.
+            end_ms = max(800, config.min_endpointing_ms)
+        self.vad = VoiceActivityDetector(vad_rate, replace(config.vad, end_ms=end_ms), start_s)
+        self.agreement = LocalAgreement()
+        self._chunks: list[Audio] = []
+        self._buffer = np.zeros(0, dtype=np.float32)
+        origin = round(start_s * SAMPLE_RATE)
+        self.buffer_start = origin  # stream sample index of the buffer's first sample
+        self.samples = origin  # stream samples received (16 kHz), counted from the stream's start
+        self.span_start = origin / SAMPLE_RATE
+        self._speech_since_final = False
+        self._decoded_until = origin
+        self._in_flight: _InFlight | None = None
+        self._flush: FlushReason | None = None
+        self._flush_until = 0  # stream sample where the pending flush cuts the window
+        self._speech_after_cut = False  # speech began after that cut
+        self._queued_endpoint: int | None = None  # and ended too, before the flush was done
+        self._finalized: list[Word] = list(seed)[-100:]  # recent finals, for the prompt
+        self.agreement.seed(list(seed))
+        self._last_interim: tuple[str, ...] = ()
+        self.last_word_end: float | None = None
+        self._utterance_end_sent = True
+        self.closed = False
+
+    # -- audio in ---------------------------------------------------------
+
+    @property
+    def time(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight is not None
+
+    def push(self, audio: Audio, vad_audio: np.ndarray | None = None) -> list[Event]:
+        """Append 16 kHz audio (and the VAD's copy at its rate); return events."""
+        if self.closed:
+            return []
+        self._chunks.append(audio)
+        self.samples += len(audio)
+        if vad_audio is None:
+            vad_audio = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+        events: list[Event] = []
+        for vad_event in self.vad.feed(vad_audio):
+            if isinstance(vad_event, SpeechStart):
+                self._speech_since_final = True
+                if self._flush is not None:
+                    self._speech_after_cut = True
+                if self.config.vad_events:
+                    events.append(SpeechStarted(vad_event.time))
+            elif isinstance(vad_event, SpeechEnd) and self._flush is not None and self._speech_after_cut:
+                # A whole second utterance went by while the first waits for its final.
+                self._queued_endpoint = self.samples
+            elif isinstance(vad_event, SpeechEnd) and self._speech_since_final and self._flush is None:
+                endpointing = self.config.endpointing_ms is not None
+                self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
+                # The utterance ends here even if its final decode starts later (a
+                # busy model): speech after this point belongs to the next one.
+                self._flush_until = self.samples
+        if not self._speech_since_final and self._in_flight is None and not self.agreement.pending:
+            self._drop_silence()
+        events.extend(self._check_utterance_end())
+        return events
+
+    def _window(self) -> Audio:
+        if self._chunks:
+            self._buffer = np.concatenate([self._buffer, *self._chunks])
+            self._chunks = []
+        return self._buffer
+
+    def _trim_to(self, sample: int) -> None:
+        buffer = self._window()
+        cut = min(max(0, sample - self.buffer_start), len(buffer))
+        self._buffer = buffer[cut:]
+        self.buffer_start += cut
+
+    def _drop_silence(self) -> None:
+        # Keep only a pre-roll before the (not yet detected) next onset.
+        keep = int(max(self.config.preroll_s, self.config.context_s) * SAMPLE_RATE)
+        if self.samples - self.buffer_start > 2 * keep:
+            # span_start stays: the next Results span still begins where the last final ended.
+            self._trim_to(self.samples - keep)
+
+    # -- decode scheduling ------------------------------------------------
+
+    def request_flush(self, reason: FlushReason) -> None:
+        """Ask for a final covering everything received (Finalize or close)."""
+        if self._flush is None or reason not in (FlushReason.ENDPOINT, FlushReason.PAUSE):
+            self._flush = reason
+            self._flush_until = self.samples
+
+    @property
+    def wants_decode(self) -> bool:
+        """Whether :meth:`next_request` would return something now."""
+        if self._in_flight is not None or self.closed:
+            return False
+        if self._flush is not None:
+            return True
+        if not (self._speech_since_final or self.agreement.pending):
+            return False
+        step = int(self.config.interim_step_s * SAMPLE_RATE)
+        return self.samples - max(self._decoded_until, self.buffer_start) >= step
+
+    def next_request(self, prompt_prefix: str = "") -> DecodeRequest | None:
+        """The window to decode next, or None. Marks it in flight."""
+        if not self.wants_decode:
+            return None
+        window = self._window()
+        if self._flush is not None:
+            window = window[: max(0, self._flush_until - self.buffer_start)]
+        request = DecodeRequest(
+            audio=window,
+            offset=self.buffer_start / SAMPLE_RATE,
+            prompt=(prompt_prefix + self._prompt_text())[-self.config.prompt_chars :],
+            final=self._flush is not None,
+        )
+        self._in_flight = _InFlight(request, self._flush, self.buffer_start + len(window))
+        self._decoded_until = self.buffer_start + len(window)
+        return request
+
+    def immediate_flush(self) -> list[Event]:
+        """Finish a pending flush without decoding when there is nothing to hear.
+
+        Returns the final (possibly empty) or [] if a decode is needed.
+        """
+        if self._flush is None or self._in_flight is not None:
+            return []
+        if self._speech_since_final or self.agreement.pending:
+            return []
+        reason, self._flush = self._flush, None
+        return [self._final(list(self.agreement.take_committed()), self.time, reason)]
+
+    def complete(self, result: DecodeResult) -> list[Event]:
+        """Take the answer to the request in flight; return the events it makes."""
+        if self._in_flight is None:
+            raise RuntimeError("complete() without a request in flight")
+        flight, self._in_flight = self._in_flight, None
+        end_time = flight.end_sample / SAMPLE_RATE
+        hypothesis = list(result.words)
+        events: list[Event] = []
+        reason = flight.flush
+        if reason is not None:
+            self.agreement.commit_all(hypothesis)
+            words = self.agreement.take_committed()
+            if self._flush is reason:
+                self._flush = None
+            events.append(self._final(words, end_time, reason))
+            # Committed words inside the kept audio are filtered by time on the next decode.
+            keep_s = max(self.config.preroll_s, self.config.context_s)
+            self._trim_to(int((end_time - keep_s) * SAMPLE_RATE))
+            self._speech_since_final = self.vad.in_speech or self._speech_after_cut
+            self._speech_after_cut = False
+            if self._flush is None and self._queued_endpoint is not None:
+                endpointing = self.config.endpointing_ms is not None
+                self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
+                self._flush_until = self._queued_endpoint
+            self._queued_endpoint = None
+        else:
+            self.agreement.update(hypothesis, horizon=end_time - EDGE_S)
+            window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE
+            if window_s >= self.config.max_window_s:
+                self.agreement.commit_before(end_time - 1.0)
+            committed = self.agreement.committed
+            if window_s >= self.config.soft_window_s and committed:
+                words = self.agreement.take_committed()
+                cut = words[-1].end
+                events.append(self._final(words, cut, None))
+                self._trim_to(int(cut * SAMPLE_RATE))
+            elif committed and self._settled(committed, end_time):
+                # Stable words go out as a final without trimming the window:
+                # later decodes still hear them (and drop them by time), so the
+                # context stays while the client stops waiting for the endpoint.
+                words = self.agreement.take_committed()
+                events.append(self._final(words, words[-1].end, None))
+            if self.config.interim_results:
+                pending = self.agreement.pending
+                texts = tuple(w.text for w in pending)
+                if texts and texts != self._last_interim:
+                    self._last_interim = texts
+                    events.append(
+                        Transcript(tuple(pending), self.span_start, max(0.0, end_time - self.span_start), False)
+                    )
+                    self._note_words(pending)
+        events.extend(self._check_utterance_end())
+        return events
+
+    def _prompt_text(self) -> str:
+        # Only text the window no longer holds: Whisper must not be told what it is about to hear.
+        window_start = self.buffer_start / SAMPLE_RATE
+        return " ".join(w.text for w in self._finalized if w.end <= window_start + 0.05)
+
+    def _settled(self, committed: list[Word], end_time: float) -> bool:
+        """Whether committed words should be finalised before the endpoint."""
+        wait = self.config.final_after_s
+        if wait is None:
+            return False
+        if committed[-1].text.endswith(_CLAUSE_END):
+            return True
+        return end_time - committed[0].end >= wait
+
+    def _final(self, words: list[Word], end_time: float, reason: FlushReason | None) -> Transcript:
+        start = self.span_start
+        event = Transcript(
+            tuple(words),
+            start,
+            max(0.0, end_time - start),
+            is_final=True,
+            speech_final=reason is FlushReason.ENDPOINT,
+            from_finalize=reason is FlushReason.FINALIZE,
+        )
+        self.span_start = max(start, end_time)
+        self._last_interim = ()
+        if words:
+            self._finalized = (self._finalized + words)[-100:]
+            self._note_words(words)
+        return event
+
+    def _note_words(self, words: list[Word]) -> None:
+        end = words[-1].end
+        if self.last_word_end is None or end > self.last_word_end:
+            self.last_word_end = end
+            self._utterance_end_sent = False
+
+    def _check_utterance_end(self) -> list[Event]:
+        gap_ms = self.config.utterance_end_ms
+        if gap_ms is None or self._utterance_end_sent or self.last_word_end is None:
+            return []
+        if self.vad.in_speech or self._flush is not None or self._in_flight is not None:
+            return []
+        if self.agreement.pending:
+            return []
+        if (self.time - self.last_word_end) * 1000 < gap_ms:
+            return []
+        self._utterance_end_sent = True
+        return [UtteranceEnd(self.last_word_end)]
+
+    def close(self) -> None:
+        self.closed = True

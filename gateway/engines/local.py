@@ -1,0 +1,177 @@
+"""The local Whisper engine: transcribers per channel, one shared scheduler.
+
+:class:`WhisperEngine` is created once per served model; it owns nothing per
+stream. :class:`WhisperStream` holds one stream's transcribers and drives
+their decodes as asyncio tasks (at most one per channel in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+
+from gateway.core import messages
+from gateway.core.audio import DecodedFrame
+from gateway.core.params import StreamParams
+from gateway.core.transcriber import (
+    ChannelTranscriber,
+    Event,
+    FlushReason,
+    SpeechStarted,
+    TranscriberConfig,
+    Transcript,
+    UtteranceEnd,
+)
+from gateway.core.types import Word
+from gateway.engines.base import Emit, Fail, Usage
+from gateway.engines.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class WhisperEngine:
+    """Serves streams from one scheduler (one model)."""
+
+    def __init__(self, scheduler: Scheduler, model_name: str, base_config: TranscriberConfig) -> None:
+        self.name = "whisper"
+        self.scheduler = scheduler
+        self.base_config = base_config
+        self.model = messages.ModelInfo(
+            name=f"whisper-{model_name}",
+            version="faster-whisper",
+            arch="whisper",
+            uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"gateway:whisper:{model_name}")),
+        )
+
+    def model_info(self) -> dict[str, str]:
+        return {**self.model.as_dict(), "uuid": self.model.uuid}
+
+    def transcriber_config(self, params: StreamParams) -> TranscriberConfig:
+        return replace(
+            self.base_config,
+            interim_results=params.interim_results,
+            endpointing_ms=params.endpointing_ms,
+            utterance_end_ms=params.utterance_end_ms,
+            vad_events=params.vad_events,
+        )
+
+    def open_stream(
+        self,
+        params: StreamParams,
+        request_id: str,
+        emit: Emit,
+        fail: Fail,
+        *,
+        start_s: Sequence[float] = (),
+        seed: Sequence[Sequence[Word]] = (),
+    ) -> WhisperStream:
+        """Serve a stream; ``start_s`` (per channel) takes one over from that stream time (failover)."""
+        return WhisperStream(self, params, request_id, emit, fail, start_s, seed)
+
+
+class WhisperStream:
+    """One client stream on the local engine."""
+
+    def __init__(
+        self,
+        engine: WhisperEngine,
+        params: StreamParams,
+        request_id: str,
+        emit: Emit,
+        fail: Fail,
+        start_s: Sequence[float] = (),
+        seed: Sequence[Sequence[Word]] = (),
+    ) -> None:
+        self.engine = engine
+        self.params = params
+        self.request_id = request_id
+        self._emit = emit
+        self._fail = fail
+        config = engine.transcriber_config(params)
+        vad_rate = 8_000 if params.sample_rate == 8_000 else 16_000
+        starts = list(start_s) or [0.0] * params.output_channels
+        seeds = list(seed) or [()] * params.output_channels
+        self.channels = [
+            ChannelTranscriber(config, vad_rate, starts[i], seeds[i]) for i in range(params.output_channels)
+        ]
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.usage = Usage("whisper")
+        self._failure: BaseException | None = None
+
+    async def push(self, frame: DecodedFrame, raw: bytes) -> None:
+        self.usage.audio_s += frame.input_seconds
+        for index, channel in enumerate(self.channels):
+            await self._send(index, channel.push(frame.channels[index], frame.vad_channels[index]))
+            self._kick(index)
+
+    async def keep_alive(self) -> None:
+        return None
+
+    async def finalize(self) -> None:
+        await self._flush(FlushReason.FINALIZE)
+
+    async def close(self) -> None:
+        await self._flush(FlushReason.CLOSE)
+        # Wait until every channel has emitted its last final.
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._failure is not None:
+            raise self._failure
+        for channel in self.channels:
+            channel.close()
+
+    async def abort(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for channel in self.channels:
+            channel.close()
+
+    async def _flush(self, reason: FlushReason) -> None:
+        for index, channel in enumerate(self.channels):
+            channel.request_flush(reason)
+            await self._send(index, channel.immediate_flush())
+            self._kick(index)
+
+    def _kick(self, index: int) -> None:
+        if index in self._tasks or not self.channels[index].wants_decode:
+            return
+        self._tasks[index] = asyncio.create_task(self._decode_loop(index), name=f"{self.request_id}:ch{index}")
+
+    async def _decode_loop(self, index: int) -> None:
+        channel = self.channels[index]
+        try:
+            while (request := channel.next_request()) is not None:
+                result = await self.engine.scheduler.decode(request)
+                self.usage.inference_s += result.inference_s
+                await self._send(index, channel.complete(result))
+                await self._send(index, channel.immediate_flush())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("stream %s channel %d: decode failed", self.request_id, index)
+            self._failure = exc
+            self._fail(exc)
+        finally:
+            del self._tasks[index]
+
+    async def _send(self, index: int, events: list[Event]) -> None:
+        total = len(self.channels)
+        for event in events:
+            if isinstance(event, Transcript):
+                await self._emit(
+                    messages.results(
+                        event,
+                        channel=index,
+                        channels=total,
+                        request_id=self.request_id,
+                        model=self.engine.model,
+                        formatted=self.params.formatted,
+                    )
+                )
+            elif isinstance(event, SpeechStarted):
+                await self._emit(messages.speech_started(index, total, event.time))
+            elif isinstance(event, UtteranceEnd):
+                await self._emit(messages.utterance_end(index, total, event.last_word_end))

@@ -1,0 +1,114 @@
+"""faster-whisper backend: one model, shared by every stream, decoded in batches.
+
+The model is loaded once per :class:`WhisperBackend` (no global singleton)
+and only ever called from the scheduler's worker thread. ``transcribe``
+returns a lazy generator: it is consumed here, inside the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.core.guard import GuardConfig, cut_repetitions, keep_segment
+from gateway.core.types import DecodeRequest, DecodeResult, Word
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperOptions:
+    """How the model is loaded and decoded."""
+
+    model_path: str
+    name: str = "tiny.en"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = 1
+    final_beam_size: int = 1
+    cpu_threads: int = 0
+    language: str | None = "en"
+    max_batch: int = 1
+    guard: GuardConfig = GuardConfig()
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto`` to cuda when CTranslate2 sees a GPU, else cpu."""
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+class WhisperBackend:
+    """Blocking decoder around one ``faster_whisper.WhisperModel``."""
+
+    def __init__(self, options: WhisperOptions) -> None:
+        from faster_whisper import WhisperModel
+
+        self.options = options
+        self.name = options.name
+        self.max_batch = options.max_batch
+        self.device = resolve_device(options.device)
+        compute_type = options.compute_type
+        if compute_type == "auto":
+            compute_type = "float16" if self.device == "cuda" else "int8"
+        if not Path(options.model_path, "model.bin").is_file():
+            raise FileNotFoundError(f"no CTranslate2 model.bin under {options.model_path}")
+        self.model = WhisperModel(
+            options.model_path,
+            device=self.device,
+            compute_type=compute_type,
+            cpu_threads=options.cpu_threads or (os.cpu_count() or 1),
+            num_workers=1,
+            local_files_only=True,
+        )
+        self.compute_type = compute_type
+        self.english_only = not self.model.model.is_multilingual
+
+    def decode_batch(self, requests: list[DecodeRequest]) -> list[DecodeResult]:
+        return [self.decode(r) for r in requests]
+
+    def decode(self, request: DecodeRequest) -> DecodeResult:
+        """Decode one window; words come back in stream time."""
+        started = time.perf_counter()
+        if request.duration < 0.1:
+            return DecodeResult((), 0.0)
+        options = self.options
+        segments, _info = self.model.transcribe(
+            request.audio,
+            language="en" if self.english_only else options.language,
+            beam_size=options.final_beam_size if request.final else options.beam_size,
+            initial_prompt=request.prompt or None,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            without_timestamps=False,
+            temperature=(0.0, 0.2, 0.4),
+            compression_ratio_threshold=options.guard.compression_ratio_threshold,
+            log_prob_threshold=options.guard.log_prob_threshold,
+            no_speech_threshold=options.guard.no_speech_threshold,
+            hallucination_silence_threshold=None,
+        )
+        words = _segments_to_words(segments, request.offset, options.guard)
+        return DecodeResult(tuple(words), time.perf_counter() - started)
+
+
+def _segments_to_words(segments: Any, offset: float, guard: GuardConfig) -> list[Word]:
+    words: list[Word] = []
+    for segment in segments:  # consumes the lazy generator, in the worker thread
+        if not keep_segment(segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio, guard):
+            continue
+        for w in segment.words or ():
+            text = w.word.strip()
+            if not text or w.probability < guard.min_word_probability:
+                continue
+            words.append(
+                Word(text, round(offset + float(w.start), 3), round(offset + float(w.end), 3), float(w.probability))
+            )
+    return cut_repetitions(words, guard.max_repeats)

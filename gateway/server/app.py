@@ -1,0 +1,346 @@
+"""The asyncio server: HTTP routes, the WebSocket handshake, and routing.
+
+Everything before the upgrade happens in :meth:`Gateway.process_request`:
+parameters and credentials are checked there, so a bad request is an HTTP
+400/401 with Deepgram's JSON error body, never an upgraded socket. After the
+upgrade, :meth:`Gateway.handler` dispatches on the path to a stream handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from gateway.core.errors import BadRequest, CloseCode, HandshakeError, ServerFull, Unauthorized
+from gateway.core.params import StreamParams, parse_params
+from gateway.core.types import SAMPLE_RATE, Backend, DecodeRequest
+from gateway.engines import models
+from gateway.engines.base import Engine
+from gateway.engines.batched import BatchedWhisperBackend
+from gateway.engines.local import WhisperEngine
+from gateway.engines.scheduler import Scheduler
+from gateway.engines.whisper import WhisperBackend, WhisperOptions, resolve_device
+from gateway.protocols.listen_session import ListenSession, Sink
+from gateway.server.auth import Principal, authenticate, split_subprotocols
+from gateway.server.calls import CallCenter
+from gateway.server.config import ModelSpec, ServerConfig
+from gateway.server.dispatch import EngineRouter
+from gateway.server.http import error_response, json_response
+
+log = logging.getLogger(__name__)
+
+LISTEN_PATH = "/v1/listen"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Model names Deepgram clients send (the SDK requires one): served by the default model.
+DEEPGRAM_MODEL_PREFIXES = ("nova", "enhanced", "base", "general", "whisper", "phonecall", "meeting")
+
+WsHandler = Callable[[ServerConnection], Awaitable[None]]
+HttpHandler = Callable[[Request], Response | Awaitable[Response]]
+WsCheck = Callable[[Request], Response | None]
+_Route = TypeVar("_Route")
+
+
+def match_route(routes: dict[str, _Route], path: str) -> _Route | None:
+    """The route for ``path``: an exact key, else the longest key ending in "/" that prefixes it."""
+    if path in routes:
+        return routes[path]
+    prefixes = [key for key in routes if key.endswith("/") and path.startswith(key)]
+    return routes[max(prefixes, key=len)] if prefixes else None
+
+
+def load_backends(config: ServerConfig) -> dict[str, Backend]:
+    """Load every configured model once (blocking: call from a thread)."""
+    specs = config.models or (ModelSpec("tiny.en", "tiny.en"),)
+    backends: dict[str, Backend] = {}
+    device = resolve_device(config.device)
+    max_batch = config.max_batch or (16 if device == "cuda" else 1)
+    for spec in specs:
+        path = models.resolve(spec.path)
+        # One window per call keeps faster-whisper's temperature fallback (best on
+        # a CPU, which gains little from batching); a GPU wants many per call.
+        kind = BatchedWhisperBackend if max_batch > 1 else WhisperBackend
+        backends[spec.name] = kind(
+            WhisperOptions(
+                model_path=str(path),
+                name=spec.name,
+                device=device,
+                compute_type=config.compute_type,
+                beam_size=config.beam_size,
+                final_beam_size=config.final_beam_size,
+                cpu_threads=config.cpu_threads,
+                max_batch=max_batch,
+            )
+        )
+        # Pay the first-call cost (CUDA start-up: seconds) before any stream waits on it.
+        backends[spec.name].decode_batch([DecodeRequest(np.zeros(SAMPLE_RATE, np.float32), offset=0.0)])
+    return backends
+
+
+class Gateway:
+    """The whole server. Use ``async with Gateway(config) as gw`` (or :func:`run`)."""
+
+    def __init__(self, config: ServerConfig, backends: dict[str, Backend] | None = None) -> None:
+        self.config = config
+        self._backends = backends
+        self.engines: dict[str, WhisperEngine] = {}
+        self.default_model = ""
+        self.active: dict[str, ListenSession] = {}
+        self.sinks: list[Sink] = []
+        """Receive every message of every /v1/listen stream (store, subscribers)."""
+        self.ws_routes: dict[str, WsHandler] = {LISTEN_PATH: self.listen}
+        self.http_routes: dict[str, HttpHandler] = {
+            "/healthz": lambda _r: json_response(200, {"status": "ok"}),
+            "/v1/config": self._config_route,
+            "/v1/stats": self._stats_route,
+        }
+        self.router = EngineRouter(config)
+        """Routing policy, relay engine and usage ledger."""
+        self.http_routes["/v1/usage"] = self.router.usage_route(self.principal)
+        self.ws_checks: dict[str, WsCheck] = {}
+        """Handshake checks of WebSocket routes other than /v1/listen (same keys as ws_routes)."""
+        self.callcenter = CallCenter(self)
+        self.ws_routes.update(self.callcenter.ws_routes)
+        self.http_routes.update(self.callcenter.http_routes)
+        self.ws_checks.update(self.callcenter.ws_checks)
+        self.static_dir = Path(config.static_dir) if config.static_dir else STATIC_DIR
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ----------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        sock = next(iter(self._server.sockets))
+        return int(sock.getsockname()[1])
+
+    async def __aenter__(self) -> Gateway:
+        backends = self._backends
+        if backends is None:
+            backends = await anyio.to_thread.run_sync(load_backends, self.config)
+        for name, backend in backends.items():
+            scheduler = Scheduler(backend)
+            self._tasks.append(asyncio.create_task(scheduler.run(), name=f"scheduler:{name}"))
+            self.engines[name] = WhisperEngine(scheduler, name, self.config.transcriber)
+        self.default_model = next(iter(self.engines))
+        await self.callcenter.start()
+        self._server = await serve(
+            self.handler,
+            self.config.host,
+            self.config.port,
+            process_request=self.process_request,
+            process_response=self.process_response,
+            select_subprotocol=self.select_subprotocol,
+            max_size=self.config.max_frame_bytes,
+            max_queue=64,
+            server_header="transcription-gateway",
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        await self.callcenter.aclose()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- handshake ------------------------------------------------------------
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
+        url = urlsplit(request.path)
+        path = url.path.rstrip("/") or "/"
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            if path == LISTEN_PATH:
+                return self._listen_probe(request)
+            return self._http(path, request)
+        request_id = str(uuid.uuid4())
+        if match_route(self.ws_routes, path) is None:
+            return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"no WebSocket endpoint at {path}"})
+        if path != LISTEN_PATH:
+            check = match_route(self.ws_checks, path)
+            return check(request) if check is not None else None
+        try:
+            principal = self.principal(request)
+            params = parse_params(url.query)
+            self.choose_engine(params, principal)
+        except HandshakeError as exc:
+            log.info("refused %s: %s %s", request_id, exc.status, exc.message)
+            return error_response(exc, request_id)
+        request.headers["X-Gateway-Request-Id"] = request_id
+        return None
+
+    def _listen_probe(self, request: Request) -> Response:
+        """A plain GET of /v1/listen: the same checks as the upgrade, then 426.
+
+        Browsers cannot read the status of a refused upgrade (the socket just
+        closes with 1006), so the captions page asks again this way to learn
+        whether the key or the parameters were refused.
+        """
+        request_id = str(uuid.uuid4())
+        try:
+            self.choose_engine(parse_params(urlsplit(request.path).query), self.principal(request))
+        except HandshakeError as exc:
+            return error_response(exc, request_id)
+        body = {"err_code": "UPGRADE_REQUIRED", "err_msg": "connect with a WebSocket upgrade", "request_id": request_id}
+        return json_response(426, body, {"Upgrade": "websocket"})
+
+    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        request_id = request.headers.get("X-Gateway-Request-Id")
+        if request_id and response.status_code == 101:
+            response.headers["dg-request-id"] = request_id
+
+    def select_subprotocol(self, connection: ServerConnection, subprotocols: Any) -> Subprotocol | None:
+        try:
+            principal = self.principal(connection.request) if connection.request else None
+        except Unauthorized:
+            return None  # a route that passed process_request without a key (a signed Twilio stream)
+        if principal is not None and principal.subprotocol and principal.subprotocol in subprotocols:
+            return Subprotocol(principal.subprotocol)
+        return None
+
+    def principal(self, request: Request | None) -> Principal:
+        assert request is not None
+        return authenticate(
+            request.headers.get("Authorization"),
+            split_subprotocols(request.headers.get("Sec-WebSocket-Protocol")),
+            self.config.api_keys,
+        )
+
+    def choose_engine(self, params: StreamParams, principal: Principal) -> Engine:
+        """The engine serving a stream, as the routing policy decides (see gateway.server.dispatch)."""
+        return self.router.choose(params, principal.tenant, self.local_engine)
+
+    def local_engine(self, params: StreamParams, strict: bool = True) -> WhisperEngine:
+        """The local engine of the requested model, else the default (not strict: whatever the model)."""
+        if params.model is None or params.model in self.engines:
+            return self.engines[params.model or self.default_model]
+        if params.model.lower().startswith(DEEPGRAM_MODEL_PREFIXES) or not strict:
+            return self.engines[self.default_model]
+        raise BadRequest(f"unknown model {params.model!r}; served: {', '.join(self.engines)}")
+
+    # -- HTTP -------------------------------------------------------------------
+
+    def _http(self, path: str, request: Request) -> Response | Awaitable[Response]:
+        route = match_route(self.http_routes, path)
+        if route is not None:
+            return route(request)
+        name = "index.html" if path == "/" else path.removeprefix("/static/")
+        if path == "/" or path.startswith("/static/"):
+            target = (self.static_dir / name).resolve()
+            if target.is_file() and target.parent == self.static_dir.resolve():
+                body = target.read_bytes()
+                ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+                if target.suffix == ".js":
+                    ctype = "text/javascript"
+                headers = Headers(
+                    {"Content-Type": ctype, "Content-Length": str(len(body)), "Cache-Control": "no-cache"}
+                )
+                return Response(200, "OK", headers, body)
+        return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"nothing at {path}"})
+
+    def _config_route(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "auth_required": bool(self.config.api_keys),
+                **self.router.config_view(self._caller_tenant(request)),
+                "models": list(self.engines),
+                "default_model": self.default_model,
+            },
+        )
+
+    def _caller_tenant(self, request: Request) -> str:
+        """The tenant of the request's credentials; none or bad ones get the server's view."""
+        try:
+            return self.principal(request).tenant
+        except HandshakeError:
+            return ""  # /v1/config is public: a missing or wrong key only hides tenant rules
+
+    def _stats_route(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "active_streams": len(self.active),
+                "max_streams": self.config.max_streams,
+                "relay": self.router.stats(),
+                "callcenter": self.callcenter.stats(),
+                "models": {name: e.scheduler.stats.as_dict() for name, e in self.engines.items()},
+            },
+        )
+
+    # -- streams ----------------------------------------------------------------
+
+    async def handler(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        path = urlsplit(connection.request.path).path.rstrip("/") or "/"
+        route = match_route(self.ws_routes, path)
+        assert route is not None  # process_request refused unknown paths
+        await route(connection)
+
+    async def listen(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        assert connection.response is not None
+        request_id = connection.response.headers.get("dg-request-id") or str(uuid.uuid4())
+        if len(self.active) + len(self.callcenter.calls) >= self.config.max_streams:
+            full = ServerFull(f"server is at its limit of {self.config.max_streams} streams; retry later")
+            await connection.close(CloseCode.TRY_AGAIN_LATER, full.reason)
+            return
+        params = parse_params(urlsplit(connection.request.path).query)
+        principal = self.principal(connection.request)
+        engine = self.choose_engine(params, principal)
+        session = ListenSession(
+            connection,
+            params,
+            engine,
+            request_id,
+            idle_timeout_s=self.config.idle_timeout_s,
+            max_frame_bytes=self.config.max_frame_bytes,
+            sinks=(*self.sinks, self.callcenter.fanout.message),
+        )
+        await self.callcenter.begin_listen(request_id, params, principal.tenant)
+        self.active[request_id] = session
+        self.router.ledger.start(request_id, principal.tenant, session.stream.usage)
+        log.info("stream %s opened: tenant %s, engine %s", request_id, principal.tenant, engine.name)
+        try:
+            await session.run()
+        finally:
+            del self.active[request_id]
+            log.info(
+                "stream %s closed: %.1f s of audio, close %s",
+                request_id,
+                session.protocol.audio_seconds,
+                connection.close_code,
+            )
+            self.router.ledger.finish(request_id)
+            await self.callcenter.end_listen(request_id)
+
+
+@contextlib.asynccontextmanager
+async def running(config: ServerConfig, backends: dict[str, Backend] | None = None) -> AsyncIterator[Gateway]:
+    async with Gateway(config, backends) as gateway:
+        yield gateway
+
+
+async def run(config: ServerConfig) -> None:
+    """Serve until cancelled (Ctrl-C)."""
+    async with Gateway(config) as gateway:
+        log.info("gateway listening on ws://%s:%d%s", config.host, gateway.port, LISTEN_PATH)
+        await asyncio.Future()

@@ -1,0 +1,39 @@
+"""Plain HTTP responses for routes served before (or instead of) an upgrade."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from gateway.core.errors import HandshakeError
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    426: "Upgrade Required",
+    503: "Service Unavailable",
+}
+
+
+def body_response(status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> Response:
+    all_headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body))})
+    for name, value in (headers or {}).items():
+        all_headers[name] = value
+    return Response(status, REASONS.get(status, "Error"), all_headers, body)
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return body_response(status, json.dumps(body).encode(), "application/json", headers)
+
+
+def error_response(error: HandshakeError, request_id: str) -> Response:
+    """Deepgram's error shape: JSON body plus ``dg-error`` and ``dg-request-id`` headers."""
+    body = {"err_code": error.err_code, "err_msg": error.message, "request_id": request_id}
+    return json_response(error.status, body, {"dg-error": error.message, "dg-request-id": request_id})

@@ -8,25 +8,23 @@ ever sent to Twilio: ``<Start><Stream>`` is one-way, and ``<Connect><Stream>``
 only needs answers to audio we would play, which we never do. The socket is
 only closed: 1000 after ``stop``, or the error's close code and reason.
 
-Every way a call ends goes through :meth:`TwilioSession._finish`, which
-flushes the engine first, so the finals of a call cut off mid-sentence are
-still stored and published.
+The run/finish/flush skeleton is :class:`~gateway.protocols.stream.StreamShell`'s,
+so the finals of a call cut off mid-sentence are still stored and published.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
-from gateway.core.errors import CloseCode, IdleTimeout, InvalidMessage, StreamError, TwilioProtocolError, UpstreamError
+from gateway.core.errors import InvalidMessage, StreamError, TwilioProtocolError
 from gateway.core.params import Encoding, StreamParams
-from gateway.engines.base import Engine, EngineStream
+from gateway.engines.base import Engine
+from gateway.protocols.stream import StreamShell
 from gateway.protocols.twilio import (
     SAMPLE_RATE,
     Audio,
@@ -72,8 +70,10 @@ class CallTuning:
         )
 
 
-class TwilioSession:
+class TwilioSession(StreamShell):
     """One Twilio media stream from upgrade to close."""
+
+    idle_message = "no Twilio message within the timeout window"
 
     def __init__(
         self,
@@ -86,71 +86,47 @@ class TwilioSession:
         config: TwilioConfig | None = None,
         tuning: CallTuning | None = None,
     ) -> None:
-        self.websocket = websocket
+        super().__init__(websocket, idle_timeout_s=idle_timeout_s)
         self.engine = engine
         self.fanout = fanout
         self.tenant = tenant
-        self.idle_timeout_s = idle_timeout_s
         self.protocol = MediaStreamProtocol(config)
         self.tuning = tuning or CallTuning()
         self.info: StreamInfo | None = None
-        self.stream: EngineStream | None = None
-        self._failure: BaseException | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._gone = False
 
     @property
     def stream_id(self) -> str | None:
         return self.info.stream_id if self.info else None
 
-    async def run(self) -> None:
-        """Serve the call until it ends, whichever way."""
-        self._reader = asyncio.current_task()
-        try:
-            await self._read()
-        except StreamError as exc:
-            await self._finish(exc)
-        except ConnectionClosed:
-            self._gone = True
-            await self._finish(None)
-        except asyncio.CancelledError:
-            if self._failure is None:
-                await self._abort()
-                raise
-            await self._finish(UpstreamError(f"engine failed: {self._failure}"))
-        else:
-            await self._finish(None)
+    @property
+    def label(self) -> str:
+        return f"twilio {self.stream_id or '(not started)'}"
 
-    async def _read(self) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(self.idle_timeout_s):
-                    data = await self.websocket.recv()
-            except TimeoutError:
-                raise IdleTimeout("no Twilio message within the timeout window") from None
-            if isinstance(data, bytes):
-                raise InvalidMessage("Twilio Media Streams sends JSON text frames; got a binary frame")
-            for event in self.protocol.receive_text(data):
-                if isinstance(event, Audio):
-                    assert self.stream is not None
+    async def on_frame(self, data: str | bytes) -> bool:
+        if isinstance(data, bytes):
+            raise InvalidMessage("Twilio Media Streams sends JSON text frames; got a binary frame")
+        for event in self.protocol.receive_text(data):
+            if isinstance(event, Audio):
+                assert self.stream is not None
+                await self.stream.push(event.frame, b"")
+            elif isinstance(event, Started):
+                await self._begin(event.start)
+            elif isinstance(event, Dtmf):
+                await self._emit(
+                    {
+                        "type": "Dtmf",
+                        "channel": [event.channel, len(self.info.labels) if self.info else 1],
+                        "digit": event.digit,
+                        "timestamp": round(event.time, 3),
+                    }
+                )
+            elif isinstance(event, Stopped):
+                if event.frame is not None and self.stream is not None:
                     await self.stream.push(event.frame, b"")
-                elif isinstance(event, Started):
-                    await self._begin(event.start)
-                elif isinstance(event, Dtmf):
-                    await self._emit(
-                        {
-                            "type": "Dtmf",
-                            "channel": [event.channel, len(self.info.labels) if self.info else 1],
-                            "digit": event.digit,
-                            "timestamp": round(event.time, 3),
-                        }
-                    )
-                elif isinstance(event, Stopped):
-                    if event.frame is not None and self.stream is not None:
-                        await self.stream.push(event.frame, b"")
-                    return
-                elif isinstance(event, Mark | Connected):
-                    log.debug("twilio %s: %s", self.stream_id or "(not started)", event)
+                return True
+            elif isinstance(event, Mark | Connected):
+                log.debug("%s: %s", self.label, event)
+        return False
 
     async def _begin(self, start: CallStart) -> None:
         info = StreamInfo(
@@ -172,17 +148,12 @@ class TwilioSession:
             raise TwilioProtocolError(str(exc)) from None
         self.info = info
         params = self.tuning.params(len(start.tracks))
-        self.stream = self.engine.open_stream(params, start.stream_sid, self._emit, self._on_failure)
+        self.stream = self.engine.open_stream(params, start.stream_sid, self._emit, self.on_failure)
         log.info("twilio call %s stream %s started (%s)", start.call_sid, start.stream_sid, ", ".join(start.labels))
 
     async def _emit(self, message: dict[str, Any]) -> None:
         assert self.info is not None
         await self.fanout.message(self.info.stream_id, message)
-
-    def _on_failure(self, exc: BaseException) -> None:
-        self._failure = exc
-        if self._reader is not None:
-            self._reader.cancel()
 
     def _stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {
@@ -193,32 +164,17 @@ class TwilioSession:
             stats["usage"] = self.stream.usage.as_dict()
         return stats
 
-    async def _finish(self, error: StreamError | None) -> None:
-        """Flush finals, record how the call ended, close the socket."""
-        if self.stream is not None:
-            try:
-                await self.stream.close()
-            except Exception as exc:
-                log.exception("twilio %s: flush failed", self.stream_id)
-                error = error or UpstreamError(f"engine failed while flushing: {exc}")
+    def close_protocol(self) -> None:
+        self.protocol.close()
+
+    async def on_end(self, error: StreamError | None) -> None:
+        """Record how the call ended (nothing is ever sent to Twilio but the close frame)."""
+        status = "disconnected" if self.client_gone else "completed"
         if error is not None:
             status = f"error: {error.message}"
-            log.info("twilio %s: closing %d %s", self.stream_id or "(not started)", error.code, error.reason)
-        else:
-            status = "disconnected" if self._gone else "completed"
         if self.info is not None:
             await self.fanout.end(self.info.stream_id, status, self._stats())
-        self.protocol.close()
-        if self._gone:
-            return
-        if error is not None:
-            await self.websocket.close(error.code, error.reason)
-        else:
-            await self.websocket.close(CloseCode.NORMAL, "")
 
-    async def _abort(self) -> None:
-        """Server shutdown: stop at once, but still record the stream's end."""
-        if self.stream is not None:
-            await self.stream.abort()
+    async def on_abort(self) -> None:
         if self.info is not None:
             await self.fanout.end(self.info.stream_id, "aborted", self._stats())

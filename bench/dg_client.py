@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.data import SAMPLE_RATE, Audio
 from bench.dg_protocol import CLOSE_STREAM, FINALIZE, ProtocolError, apply_message, auth_headers, listen_url
+from bench.ending import await_end, stop_receiving
 from bench.pacing import Pacer, encode_linear16, schedule
 from bench.timeline import Timeline
 
@@ -104,17 +105,12 @@ async def stream(audio: Audio, options: DgOptions) -> Timeline:
                     await asyncio.wait_for(flushed.wait(), options.finalize_wait)
                 timeline.close_sent = time.perf_counter() - t0
                 await ws.send(CLOSE_STREAM)
-                try:
-                    await asyncio.wait_for(asyncio.shield(receiver), options.close_wait)
-                except TimeoutError:
-                    timeline.error = timeline.error or "server did not close after CloseStream"
+                await await_end(receiver, options.close_wait, timeline, "server did not close after CloseStream")
             except ConnectionClosed as exc:
                 await receiver
                 timeline.error = timeline.error or f"connection closed while streaming: {exc}"
             finally:
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await receiver
+                await stop_receiving(receiver)
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         timeline.error = f"{type(exc).__name__}: {exc}"
     return timeline

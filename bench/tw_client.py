@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
 import uuid
@@ -26,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.data import SAMPLE_RATE, Audio
 from bench.dg_client import receive
+from bench.ending import await_end, stop_receiving
 from bench.pacing import schedule
 from bench.timeline import Timeline
 from gateway.core.audio import encode_mulaw
@@ -123,16 +123,11 @@ async def stream(audio: Audio, options: TwOptions) -> Timeline:
                     "stop": {"accountSid": "ACbench", "callSid": call_sid},
                 }
                 await call.send(json.dumps(stop))
-                try:
-                    await asyncio.wait_for(asyncio.shield(receiver), options.close_wait)
-                except TimeoutError:
-                    timeline.error = timeline.error or "the call did not end on the subscriber socket"
+                await await_end(receiver, options.close_wait, timeline, "the call did not end on the subscriber socket")
             except ConnectionClosed as exc:
                 timeline.error = timeline.error or f"call socket closed while streaming: {exc}"
             finally:
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await receiver
+                await stop_receiving(receiver)
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         timeline.error = f"{type(exc).__name__}: {exc}"
     return timeline

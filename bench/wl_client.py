@@ -11,7 +11,6 @@ then sends ``END_OF_AUDIO``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.data import SAMPLE_RATE, Audio
+from bench.ending import await_end, stop_receiving
 from bench.pacing import Pacer, encode_float32, schedule
 from bench.timeline import Timeline
 from bench.wl_protocol import END_OF_AUDIO, SegmentTracker, handshake
@@ -121,16 +121,11 @@ async def stream(audio: Audio, options: WlOptions) -> Timeline:
                     await asyncio.sleep(min(0.1, options.settle_s - quiet))
                 timeline.close_sent = time.perf_counter() - t0
                 await ws.send(END_OF_AUDIO)
-                try:
-                    await asyncio.wait_for(asyncio.shield(task), options.close_wait)
-                except TimeoutError:
-                    timeline.error = timeline.error or "server did not close after END_OF_AUDIO"
+                await await_end(task, options.close_wait, timeline, "server did not close after END_OF_AUDIO")
             except ConnectionClosed as exc:
                 timeline.error = timeline.error or f"connection closed while streaming: {exc}"
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_receiving(task)
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         timeline.error = f"{type(exc).__name__}: {exc}"
     tracker.finish()

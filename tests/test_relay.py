@@ -32,8 +32,8 @@ from gateway.core.errors import UpstreamError, UpstreamRejected, UpstreamUnavail
 from gateway.core.transcriber import ChannelTranscriber, SpeechStarted, TranscriberConfig, Transcript
 from gateway.core.types import Backend, DecodeResult, Word
 from gateway.engines.pending import PendingAudio
-from gateway.engines.relay import environment, rejection
 from gateway.engines.relay_config import RelayConfig
+from gateway.engines.relay_upstream import environment, rejection
 from gateway.server.app import Gateway
 from gateway.server.routing import EngineKind, RoutingPolicy, TenantPolicy
 from tests import speech

@@ -30,9 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
+from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
@@ -44,7 +43,6 @@ from gateway.core.errors import (
     StreamError,
     UpstreamDropped,
     UpstreamError,
-    UpstreamRejected,
     UpstreamStalled,
     UpstreamUnavailable,
 )
@@ -53,6 +51,7 @@ from gateway.core.types import Word
 from gateway.engines.base import Emit, Fail, Usage
 from gateway.engines.pending import PendingAudio
 from gateway.engines.relay_config import RelayConfig
+from gateway.engines.relay_upstream import close_text, environment, rejection
 
 log = logging.getLogger(__name__)
 
@@ -90,40 +89,6 @@ class _Control(Enum):
     FINALIZE = "Finalize"
     CLOSE_STREAM = "CloseStream"
     KEEP_ALIVE = "KeepAlive"
-
-
-def environment(url: str) -> DeepgramClientEnvironment:
-    """deepgram-sdk's environment for an upstream URL (the SDK appends /v1/listen itself)."""
-    parts = urlsplit(url.strip())
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss") or not parts.netloc:
-        raise ValueError(f"relay URL must be ws://, wss://, http:// or https:// with a host, got {url!r}")
-    path = parts.path.rstrip("/").removesuffix("/v1/listen")
-    ws = urlunsplit((scheme, parts.netloc, path, "", ""))
-    http = urlunsplit(({"ws": "http", "wss": "https"}[scheme], parts.netloc, path, "", ""))
-    return DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)
-
-
-def rejection(exc: ApiError) -> UpstreamError:
-    """Map a refused upstream handshake to a client-facing error."""
-    status = exc.status_code or 0
-    # The SDK keeps only the status; the upstream's own words (dg-error) are on the
-    # websockets exception it was raised from.
-    headers = getattr(exc.__context__, "headers", None)
-    detail = headers.get("dg-error", "") if headers is not None else ""
-    suffix = f": {detail}" if detail else ""
-    if status in (401, 403):
-        return UpstreamRejected(f"the upstream refused the relay's credentials (HTTP {status}){suffix}")
-    if 400 <= status < 500 and status != 429:
-        return UpstreamRejected(f"the upstream rejected the stream's parameters (HTTP {status}){suffix}")
-    return UpstreamUnavailable(f"the upstream is unavailable (HTTP {status}){suffix}")
-
-
-def _close_text(exc: ConnectionClosed) -> str:
-    frame = exc.rcvd
-    if frame is None:
-        return "no close frame"
-    return f"close {frame.code} {frame.reason}".strip()
 
 
 class DeepgramRelayEngine:
@@ -316,7 +281,7 @@ class RelayStream:
         except StreamError as exc:
             self._failed(exc)
         except ConnectionClosed as exc:
-            self._failed(UpstreamDropped(f"the upstream connection was lost ({_close_text(exc)})"))
+            self._failed(UpstreamDropped(f"the upstream connection was lost ({close_text(exc)})"))
         except Exception as exc:
             # A bug of ours or the SDK's: still a failure of this stream only, reported like the others.
             log.exception("stream %s: relay crashed", self.request_id)

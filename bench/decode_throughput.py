@@ -7,6 +7,12 @@ size through :class:`gateway.engines.batched.BatchedWhisperBackend` (and, for
 batch 1, the sequential backend) after a warm-up, and prints windows per
 second and seconds per batch as JSON lines. This isolates what batching buys
 on a device from everything else the gateway does.
+
+With ``--pool ADDRESS`` the same requests also go through a Ray Serve pool
+(:mod:`gateway.pool`, deployed beforehand) via
+:class:`gateway.engines.ray_pool.RayPoolBackend`: the difference to the
+in-process rows is what the pool's round trip and its cross-replica fan-out
+cost or buy.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.core.types import DecodeRequest
+from gateway.core.types import Backend, DecodeRequest
 from gateway.engines import models
 from gateway.engines.batched import BatchedWhisperBackend
 from gateway.engines.whisper import WhisperBackend, WhisperOptions
@@ -60,6 +66,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--data", type=Path, default=None, help="JSONL manifest of 16 kHz WAVs")
     p.add_argument("--prompt", default="Thank you for calling, how can I help you today?")
+    p.add_argument("--pool", default=None, help="also decode through the Ray Serve pool at this cluster address")
+    p.add_argument("--pool-app", default="whisper")
     args = p.parse_args()
     path = args.model or str(models.tiny_en())
     sizes = [int(b) for b in args.batches.split(",")]
@@ -70,11 +78,19 @@ def main() -> None:
     requests = [DecodeRequest(w, offset=0.0, prompt=args.prompt) for w in windows]
     batched.decode_batch(requests[:2])  # warm-up: CUDA start, allocator, kernels
     sequential.decode(requests[0])
-    for label, backend, size in [("sequential", sequential, 1)] + [("batched", batched, s) for s in sizes]:
+    runs: list[tuple[str, Backend, int]] = [("sequential", sequential, 1)]
+    runs += [("batched", batched, s) for s in sizes]
+    if args.pool:
+        from gateway.engines.ray_pool import RayPoolBackend
+
+        pool = RayPoolBackend(args.pool, args.pool_app, max_batch=max(sizes))
+        pool.decode_batch(requests[:1])
+        runs += [("ray_pool", pool, s) for s in sizes]
+    for label, backend, size in runs:
         times = []
         for _ in range(args.rounds):
             started = time.perf_counter()
-            if label == "sequential":
+            if isinstance(backend, WhisperBackend) and label == "sequential":
                 backend.decode(requests[0])
             else:
                 backend.decode_batch(requests[:size])

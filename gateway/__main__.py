@@ -61,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="most stream windows decoded in one batched model call (0: 1 on CPU, 16 on CUDA)",
     )
+    m.add_argument(
+        "--inference",
+        choices=("local", "ray"),
+        default=env("GATEWAY_INFERENCE", "local"),
+        help="where decodes run: local (this process's model) or ray (a pool deployed by python -m gateway.pool)",
+    )
+    m.add_argument(
+        "--ray-address",
+        default=env("GATEWAY_RAY_ADDRESS", "auto"),
+        help="with --inference ray: the Ray cluster (auto, HOST:PORT or ray://HOST:PORT)",
+    )
+    m.add_argument("--pool-app", default="whisper", help="with --inference ray: the pool's Serve application name")
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-streams", type=int, default=64, help="concurrent streams; more are closed with 1013")
     lim.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="largest WebSocket frame accepted")
@@ -126,6 +138,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         final_beam_size=args.final_beam_size,
         cpu_threads=args.cpu_threads,
         max_batch=args.max_batch,
+        inference=args.inference,
+        ray_address=args.ray_address,
+        pool_app=args.pool_app,
         api_keys=keys,
         max_streams=args.max_streams,
         max_frame_bytes=args.max_frame_bytes,

@@ -1,7 +1,7 @@
 """The package layout is the architecture: imports point down toward the pure core.
 
 Layers, bottom first: ``core`` (sans-I/O) < ``engines``, ``transcripts`` <
-``protocols`` < ``server`` < ``__main__``. A module may import its own layer
+``protocols`` < ``server``, ``pool`` (the inference pool process) < ``__main__``. A module may import its own layer
 or a lower one, never a higher one, and the module graph has no cycles (lazy
 imports inside functions and ``TYPE_CHECKING`` blocks count too). Also for
 ``bench``, whose modules must not import each other in a circle.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = {"core": 0, "engines": 1, "transcripts": 1, "protocols": 2, "server": 3, "__main__": 4}
+LAYERS = {"core": 0, "engines": 1, "transcripts": 1, "protocols": 2, "server": 3, "pool": 3, "__main__": 4}
 PURE_FORBIDDEN = ("asyncio", "anyio", "websockets", "socket", "threading", "faster_whisper", "ctranslate2")
 
 

@@ -63,7 +63,13 @@ def match_route(routes: dict[str, _Route], path: str) -> _Route | None:
 
 
 def load_backends(config: ServerConfig) -> dict[str, Backend]:
-    """Load every configured model once (blocking: call from a thread)."""
+    """Load every configured model once, or connect to the pool (blocking: call from a thread)."""
+    if config.inference == "ray":
+        from gateway.engines.ray_pool import RayPoolBackend
+
+        # The pool owns the model; it is served under the name the pool reports.
+        pool = RayPoolBackend(config.ray_address, config.pool_app, max_batch=config.max_batch or 32)
+        return {pool.name: pool}
     specs = config.models or (ModelSpec("tiny.en", "tiny.en"),)
     backends: dict[str, Backend] = {}
     device = resolve_device(config.device)
@@ -282,9 +288,17 @@ class Gateway:
                 "max_streams": self.config.max_streams,
                 "relay": self.router.stats(),
                 "callcenter": self.callcenter.stats(),
-                "models": {name: e.scheduler.stats.as_dict() for name, e in self.engines.items()},
+                "models": {name: self._model_stats(e) for name, e in self.engines.items()},
             },
         )
+
+    @staticmethod
+    def _model_stats(engine: WhisperEngine) -> dict[str, float]:
+        stats = engine.scheduler.stats.as_dict()
+        pool_stats = getattr(engine.scheduler.backend, "stats", None)  # a remote pool counts its resends
+        if pool_stats is not None:
+            stats.update(pool_stats.as_dict())
+        return stats
 
     # -- streams ----------------------------------------------------------------
 

@@ -30,6 +30,12 @@ class ServerConfig:
     cpu_threads: int = 0
     max_batch: int = 0
     """Windows per model call; 0 picks 1 on CPU and 16 on CUDA."""
+    inference: str = "local"
+    """Where decodes run: ``local`` (this process's model) or ``ray`` (a Ray Serve pool, :mod:`gateway.pool`)."""
+    ray_address: str = "auto"
+    """With ``inference="ray"``: the cluster (``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``)."""
+    pool_app: str = "whisper"
+    """With ``inference="ray"``: the pool's Serve application name."""
     api_keys: dict[str, str] = field(default_factory=dict)
     """API key -> tenant name. Empty: the gateway is open."""
     max_streams: int = 64

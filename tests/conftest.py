@@ -46,3 +46,11 @@ async def gateway(backend: Backend, server_config: ServerConfig) -> AsyncIterato
 
 def make_config(**changes: Any) -> ServerConfig:
     return replace(ServerConfig(host="127.0.0.1", port=0), **changes)
+
+
+@pytest.fixture(scope="module")
+def spoken() -> Any:
+    """The three test sentences with silence around them (relay and failover tests)."""
+    from tests.relay_fixtures import make_spoken
+
+    return make_spoken()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,6 +125,17 @@ def _close_text(exc: ConnectionClosed) -> str:
     if frame is None:
         return "no close frame"
     return f"close {frame.code} {frame.reason}".strip()
+
+
+def final_span(message: dict[str, Any]) -> tuple[int, float] | None:
+    """(channel, end of the audio it covers) of an upstream final; None if it does not say (then its
+    audio stays pending, the safe side for a failover)."""
+    try:
+        channel = int((message.get("channel_index") or [0])[0])
+        end = float(message.get("start") or 0.0) + float(message.get("duration") or 0.0)
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        return None
+    return (channel, end) if channel >= 0 and math.isfinite(end) else None
 
 
 class DeepgramRelayEngine:
@@ -428,12 +440,10 @@ class RelayStream:
                 metadata["request_id"] = self.request_id
             if message.get("from_finalize"):
                 self.finalize_pending = False
-            if message.get("is_final"):
-                channel = (message.get("channel_index") or [0])[0]
-                end = float(message.get("start") or 0.0) + float(message.get("duration") or 0.0)
-                if self.pending is not None:
-                    self.pending.finalized(int(channel), end)
-                    self._remember_words(int(channel), message)
+            span = final_span(message) if message.get("is_final") else None
+            if span is not None and self.pending is not None:
+                self.pending.finalized(*span)
+                self._remember_words(span[0], message)
         # Shielded: once its audio is released from pending, a final must reach the
         # client even if a failure cancels the receiver mid-send.
         await asyncio.shield(self._emit(message))

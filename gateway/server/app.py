@@ -24,6 +24,7 @@ from prometheus_client.core import Metric
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from gateway.core.errors import BadRequest, CloseCode, Draining, HandshakeError, ServerFull, Unauthorized
@@ -230,6 +231,14 @@ class Gateway:
         return json_response(426, body, {"Upgrade": "websocket"})
 
     def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        protocol = connection.protocol
+        if protocol.eof_sent and protocol.state is State.CONNECTING:
+            # The client sent an invalid frame behind its upgrade request without waiting for
+            # the answer, and the protocol has already failed on it (EOF sent). Answering now
+            # trips an assertion inside websockets (<= 17: "unexpected internal error"); a
+            # closed state makes it drop the connection without a word instead.
+            protocol.state = State.CLOSED
+            return
         request_id = request.headers.get("X-Gateway-Request-Id")
         if request_id and response.status_code == 101:
             response.headers["dg-request-id"] = request_id

@@ -17,7 +17,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from gateway.core.types import Backend
+from gateway.engines.relay_config import RelayConfig
 from gateway.server.app import Gateway
+from gateway.server.routing import EngineKind, RoutingPolicy
 from gateway.transcripts.records import FinalRecord, StreamInfo, StreamKind
 from gateway.transcripts.store import AddFinal, OpenStream
 from tests import speech
@@ -167,3 +169,36 @@ async def test_full_disk_costs_the_store_not_the_finals(stored_gateway: Gateway,
     again = await stream(url(gw.port), pcm16(speech_pcm), speed=8.0)
     assert again.close_code == 1000
     assert spoken_finals(again) >= 1
+
+
+async def test_relay_faults_fail_over_with_a_store_and_count(
+    backend: Backend, tmp_path: Path, speech_pcm: speech.Int16
+) -> None:
+    """An upstream that refuses, drops or stalls: each stream fails over (finals kept, stored, counted).
+
+    The soak found a race on this path: with a store, an upstream refusing at once failed the
+    stream over before its transcript record existed, and the failover's message ended the
+    stream with 1011. The record is now made first; this test walks the path (it cannot force
+    the race's timing, which the soak's separate processes hit).
+    """
+    from bench.soak_upstream import FaultyUpstream
+
+    async with FaultyUpstream(drop_after_s=1.0) as upstream:
+        config = make_config(
+            store_path=str(tmp_path / "t.sqlite3"),
+            relay=RelayConfig(url=upstream.url, api_key="soak-fake", stall_s=2.0),
+            routing=RoutingPolicy(engines=(EngineKind.DEEPGRAM, EngineKind.WHISPER)),
+        )
+        async with Gateway(config, backends={"tiny.en": backend}) as gw:
+            for _fault in ("refuse", "drop", "stall"):
+                received = await stream(url(gw.port), pcm16(speech_pcm), speed=4.0)
+                assert received.close_code == 1000, received.close_reason
+                assert spoken_finals(received) >= 1
+                stored = json.loads(
+                    (await aget(gw.port, f"/v1/transcripts/{received.of('Metadata')[0]['request_id']}"))[1]
+                )
+                assert len(stored["finals"]) == spoken_finals(received)
+            m = await scrape(gw.port)
+    assert upstream.counts == {"refuse": 1, "drop": 1, "stall": 1}
+    assert value(m, "gateway_relay_failovers_total") == 3
+    assert value(m, "gateway_relay_failures_total") == 3

@@ -157,6 +157,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(scheduler.run(), name=f"scheduler:{name}"))
             self.engines[name] = WhisperEngine(scheduler, name, self.config.transcriber)
         self.default_model = next(iter(self.engines))
+        self._tasks.append(asyncio.create_task(self.metrics.watch_loop(), name="loop-lag"))
         await self.callcenter.start()
         self._server = await serve(
             self.handler,
@@ -361,16 +362,22 @@ class Gateway:
         params = parse_params(urlsplit(connection.request.path).query)
         principal = self.principal(connection.request)
         engine = self.choose_engine(params, principal)
-        session = ListenSession(
-            connection,
-            params,
-            engine,
-            request_id,
-            idle_timeout_s=self.config.idle_timeout_s,
-            max_frame_bytes=self.config.max_frame_bytes,
-            sinks=(*self.sinks, self.callcenter.fanout.message),
-        )
+        # Recorded before the engine stream opens: a relay refused at once fails over (and
+        # says so) before the session is even built, and every message needs its record.
         await self.callcenter.begin_listen(request_id, params, principal.tenant)
+        try:
+            session = ListenSession(
+                connection,
+                params,
+                engine,
+                request_id,
+                idle_timeout_s=self.config.idle_timeout_s,
+                max_frame_bytes=self.config.max_frame_bytes,
+                sinks=(*self.sinks, self.callcenter.fanout.message),
+            )
+        except BaseException:
+            await self.callcenter.end_listen(request_id)
+            raise
         self.active[request_id] = session
         self.router.ledger.start(request_id, principal.tenant, session.stream.usage)
         self.metrics.stream_opened(

@@ -11,6 +11,7 @@ process (tests) never share counts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -33,6 +34,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BEHIND_BUCKETS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+LAG_PERIOD_S = 0.25
 
 
 @dataclass(slots=True)
@@ -95,6 +98,12 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "gateway_event_loop_lag_seconds",
+            f"How late the event loop ran a callback due every {LAG_PERIOD_S} s (time other work held it)",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.live: dict[str, LiveStream] = {}
         self.audio_closed: dict[tuple[str, str, str], float] = {}
 
@@ -139,6 +148,14 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    async def watch_loop(self) -> None:
+        """Measure event-loop lag until cancelled (run as a task of the server)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_PERIOD_S
+            await asyncio.sleep(LAG_PERIOD_S)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
 
 class ObservedBackend:

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -280,6 +281,11 @@ def _mount_small_disk(path: Path, size: str = "16m") -> bool:
     return done.returncode == 0
 
 
+def _truncate_wal(db: Path) -> None:
+    with contextlib.closing(sqlite3.connect(db, timeout=10.0)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def _fill(path: Path) -> None:
     with (path / "filler").open("wb") as out, contextlib.suppress(OSError):
         while True:
@@ -287,12 +293,19 @@ def _fill(path: Path) -> None:
             out.flush()
 
 
-def _histogram_quantile(text: str, name: str, q: float) -> float | None:
-    buckets: list[tuple[float, float]] = []
+def _buckets(text: str, name: str) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
     for line in text.splitlines():
         if line.startswith(name + "_bucket{"):
             le = line.split('le="')[1].split('"')[0]
-            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+            out.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    return out
+
+
+def _histogram_quantile(text: str, name: str, q: float, since: str = "") -> float | None:
+    """The upper bound of the bucket holding quantile ``q`` (of what was observed after ``since``)."""
+    before = dict(_buckets(since, name))
+    buckets = [(bound, count - before.get(bound, 0.0)) for bound, count in _buckets(text, name)]
     if not buckets or buckets[-1][1] == 0:
         return None
     total = buckets[-1][1]
@@ -359,6 +372,7 @@ async def _drive(
     ramp_s = time.monotonic() - ramp_start
     churn = asyncio.create_task(soak.churner())
     hold_start = time.monotonic()
+    hold_metrics = (await http_get(soak.http, "/metrics"))[1].decode()
     rss_peak = 0
     disk_full_at = hold_start + cfg.duration_s / 3 if disk is not None else None
     filled = False
@@ -367,6 +381,9 @@ async def _drive(
         rss_peak = max(rss_peak, proc.memory_info().rss)
         if disk_full_at is not None and not filled and time.monotonic() >= disk_full_at:
             assert disk is not None
+            # An empty WAL first: SQLite reuses a grown WAL in place, so a full disk would only
+            # bite once the WAL or the database had to grow again.
+            await asyncio.to_thread(_truncate_wal, disk / "soak.sqlite3")
             await asyncio.to_thread(_fill, disk)
             filled = True
             soak.disk_full = (time.monotonic(), float("inf"))
@@ -401,6 +418,7 @@ async def _drive(
         "rss_per_connection_kib": round((rss_loaded - rss_base) / max(1, held) / 1024, 1),
         "event_loop_lag_p99_s": _histogram_quantile(end_text, "gateway_event_loop_lag_seconds", 0.99),
         "event_loop_lag_p50_s": _histogram_quantile(end_text, "gateway_event_loop_lag_seconds", 0.50),
+        "event_loop_lag_p99_hold_s": _histogram_quantile(text, "gateway_event_loop_lag_seconds", 0.99, hold_metrics),
         "streams_open_metric": _metric(text, "gateway_streams_open"),
         "store_errors": _metric(end_text, "gateway_store_errors_total"),
         "relay_failovers": _metric(end_text, "gateway_relay_failovers_total"),
@@ -430,7 +448,8 @@ def summary(result: dict[str, Any]) -> str:
         "peak_open", "held_at_end", "ramp_s", "errors_total", "idle_ok", "speech_sessions", "relay_sessions",
         "disk_full_sessions", "churned_closestream", "vanished_mid_utterance", "finals_received",
         "finals_stored_checked", "lost_finals", "duplicated_finals", "rss_per_connection_kib", "gateway_rss_base_mib",
-        "gateway_rss_loaded_mib", "event_loop_lag_p50_s", "event_loop_lag_p99_s", "store_errors", "relay_failovers",
+        "gateway_rss_loaded_mib", "event_loop_lag_p50_s", "event_loop_lag_p99_s",
+        "event_loop_lag_p99_hold_s", "store_errors", "relay_failovers",
         "upstream_faults", "disk_full", "gateway_alive", "errors",
     )  # fmt: skip
     return "\n".join(f"{k}: {result[k]}" for k in keys)

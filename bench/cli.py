@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run|report|setup-peers``."""
+"""Command line: ``python -m bench run|report|soak|setup-peers``."""
 
 from __future__ import annotations
 
@@ -148,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render report.md and plots again from a results.json")
     report.add_argument("results", type=Path)
 
+    soak = sub.add_parser(
+        "soak",
+        help="hold N connections with faults; report errors, RSS, loop lag, lost finals",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    from bench.soak import add_arguments as soak_arguments
+
+    soak_arguments(soak)
+
     setup = sub.add_parser("setup-peers", help="install WhisperLive into .peers/whisperlive-venv")
     setup.add_argument("--venv", type=Path, default=launcher.WL_VENV)
     return parser
@@ -198,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.run(
             ["bash", str(launcher.BENCH_DIR / "setup_peers.sh"), str(args.venv)], check=False
         ).returncode
+    if args.command == "soak":
+        from bench import soak
+
+        return soak.main(args)
     from bench.report import markdown, write_all
 
     if args.command == "report":

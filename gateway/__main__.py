@@ -10,7 +10,7 @@ import os
 from dataclasses import replace
 
 from gateway.core.transcriber import TranscriberConfig
-from gateway.server import relay_cli
+from gateway.server import logs, relay_cli
 from gateway.server.config import ModelSpec, ServerConfig
 
 
@@ -111,7 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--twilio-tenant", default="default", help="tenant owning Twilio calls (for API-key reads)")
     relay_cli.add_arguments(p)
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=float(env("GATEWAY_DRAIN_TIMEOUT", "20")),
+        help="on SIGTERM, seconds open streams may go on (new ones get 503) before their finals are flushed "
+        "and they are closed with 1012; a second SIGTERM exits at once",
+    )
     p.add_argument("--log-level", default=env("GATEWAY_LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--log-format", choices=("text", "json"), default=env("GATEWAY_LOG_FORMAT", "text"), help="log line format"
+    )
     return p
 
 
@@ -153,17 +163,18 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         twilio_auth_token=args.twilio_auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None,
         public_url=args.public_url or None,
         twilio_tenant=args.twilio_tenant,
+        drain_timeout_s=args.drain_timeout,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.log_level, args.log_format)
     if logging.getLogger().level > logging.DEBUG:
         # Per-decode and per-connection INFO lines from the libraries would flood a busy server's log.
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    from gateway.server.app import run
+    from gateway.server.ops import run
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(config_from_args(args)))

@@ -27,5 +27,29 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "setup-system: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+# A fresh cloud machine often runs apt at boot (unattended-upgrades, cloud-init): wait for its
+# dpkg/apt locks (up to 10 min) instead of failing at once. apt >= 1.9 waits itself with
+# DPkg::Lock::Timeout; the loop below also covers older apt and the lists lock that
+# `apt-get update` takes.
+LOCK_WAIT_S="${LOCK_WAIT_S:-600}"
+apt_opts=(-o "DPkg::Lock::Timeout=${LOCK_WAIT_S}")
+wait_for_locks() {
+    command -v fuser >/dev/null 2>&1 || return 0
+    local waited=0
+    while $sudo fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock >/dev/null 2>&1; do
+        if [ "$waited" -ge "$LOCK_WAIT_S" ]; then
+            echo "setup-system: apt/dpkg still locked after ${LOCK_WAIT_S} s; giving up" >&2
+            return 1
+        fi
+        [ "$waited" -eq 0 ] && echo "setup-system: another apt/dpkg is running; waiting for it (up to ${LOCK_WAIT_S} s)"
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+apt_get() {
+    # Retry once after waiting: the lock can be taken between our check and apt's own.
+    wait_for_locks
+    $sudo apt-get "${apt_opts[@]}" "$@" || { wait_for_locks && $sudo apt-get "${apt_opts[@]}" "$@"; }
+}
+apt_get update -q
+apt_get install -y -q --no-install-recommends "${need[@]}"

@@ -480,12 +480,14 @@ def test_live_captions_from_fake_microphone(
     wait_state(page, "listening")
     found = wait_for_words(page, minimum=4)
 
-    # Provisional words showed up, and before the first final.
+    # Provisional words show up and look provisional. Whether the first one comes before or
+    # after the first final depends on how fast this machine decodes (a busy CPU can make
+    # the first utterance's endpoint arrive before any interim): not asserted. The file
+    # loops, so interims keep coming; wait for one rather than assume it came already.
+    page.wait_for_function("() => window.__captionLog.firstInterim !== null", timeout=60_000)
     log = page.evaluate("window.__captionLog")
-    assert log["firstInterim"] is not None, log
     assert log["firstFinal"] is not None, log
-    assert log["firstInterim"] < log["firstFinal"], log
-    assert log["interimStyle"] == "italic", log  # provisional words look provisional
+    assert log["interimStyle"] == "italic", log
 
     assert sockets
     assert sockets[0].startswith(f"ws://127.0.0.1:{gateway.port}/v1/listen?")

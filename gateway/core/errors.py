@@ -20,7 +20,8 @@ phases of a connection:
         ``PaymentRequired`` (402) - the relay budget is spent and the stream
         asked for the relay only.
 
-        ``Overloaded`` (503) - not used for the upgrade itself; see below.
+        ``Draining`` (503) - the server is shutting down (SIGTERM) and takes
+        no new streams; a stream upgraded in the same instant is closed 1013.
 
     ``StreamError`` - after the upgrade, ends one stream with a close code
     and a reason; other streams are never touched.
@@ -74,6 +75,8 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    """Sent to every open stream after its finals when the server drains (SIGTERM)."""
     TRY_AGAIN_LATER = 1013
 
 
@@ -110,6 +113,11 @@ class Forbidden(HandshakeError):
 class PaymentRequired(HandshakeError):
     status = 402
     err_code = "ASR_PAYMENT_REQUIRED"
+
+
+class Draining(HandshakeError):
+    status = 503
+    err_code = "SERVICE_UNAVAILABLE"
 
 
 class StreamError(GatewayError):

@@ -51,7 +51,7 @@ from gateway.core.types import Word
 from gateway.engines.base import Emit, Fail, Usage
 from gateway.engines.pending import PendingAudio
 from gateway.engines.relay_config import RelayConfig
-from gateway.engines.relay_upstream import close_text, environment, rejection
+from gateway.engines.relay_upstream import close_text, environment, final_span, rejection
 
 log = logging.getLogger(__name__)
 
@@ -393,12 +393,10 @@ class RelayStream:
                 metadata["request_id"] = self.request_id
             if message.get("from_finalize"):
                 self.finalize_pending = False
-            if message.get("is_final"):
-                channel = (message.get("channel_index") or [0])[0]
-                end = float(message.get("start") or 0.0) + float(message.get("duration") or 0.0)
-                if self.pending is not None:
-                    self.pending.finalized(int(channel), end)
-                    self._remember_words(int(channel), message)
+            span = final_span(message) if message.get("is_final") else None
+            if span is not None and self.pending is not None:
+                self.pending.finalized(*span)
+                self._remember_words(span[0], message)
         # Shielded: once its audio is released from pending, a final must reach the
         # client even if a failure cancels the receiver mid-send.
         await asyncio.shield(self._emit(message))

@@ -8,6 +8,8 @@ is told (4xx but 429 is permanent), a lost connection becomes words.
 
 from __future__ import annotations
 
+import math
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from deepgram import DeepgramClientEnvironment
@@ -50,3 +52,14 @@ def close_text(exc: ConnectionClosed) -> str:
     if frame is None:
         return "no close frame"
     return f"close {frame.code} {frame.reason}".strip()
+
+
+def final_span(message: dict[str, Any]) -> tuple[int, float] | None:
+    """(channel, end of the audio it covers) of an upstream final; None if it does not say (then its
+    audio stays pending, the safe side for a failover)."""
+    try:
+        channel = int((message.get("channel_index") or [0])[0])
+        end = float(message.get("start") or 0.0) + float(message.get("duration") or 0.0)
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        return None
+    return (channel, end) if channel >= 0 and math.isfinite(end) else None

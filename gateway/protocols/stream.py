@@ -12,7 +12,9 @@ same way for every door:
   vanishing, the engine failing) goes through one :meth:`StreamShell._finish`,
   which flushes the engine first, so finals are delivered (to the client if it
   is still there, to the door's sinks always);
-- server shutdown cancels the task: the engine is aborted, the door told.
+- server shutdown cancels the task: the engine is aborted, the door told;
+- a server drain (:meth:`StreamShell.drain`) stops reading and ends the stream
+  like a client's close (finals flushed, goodbye said) but with 1012.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class StreamShell(ABC):
         self.client_gone = False
         self._failure: BaseException | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._receiving = False
+        self.draining = False
 
     @property
     def label(self) -> str:
@@ -81,6 +85,14 @@ class StreamShell(ABC):
         if self._reader is not None:
             self._reader.cancel()
 
+    def drain(self) -> None:
+        """The server is restarting: read no more, flush, say goodbye and close with 1012."""
+        self.draining = True
+        # Cancelling recv() loses nothing (websockets keeps the frame); a frame being handled
+        # is finished first and the read loop stops after it.
+        if self._reader is not None and self._receiving:
+            self._reader.cancel()
+
     def failure_error(self) -> StreamError:
         if isinstance(self._failure, StreamError):
             return self._failure  # the engine said what went wrong (e.g. the relay's upstream refused)
@@ -97,6 +109,12 @@ class StreamShell(ABC):
             self.client_gone = True
             await self._finish(None)
         except asyncio.CancelledError:
+            if self.draining and self._failure is None:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                await self._finish(None)
+                return
             if self._failure is None:
                 await self._abort()
                 raise
@@ -105,12 +123,15 @@ class StreamShell(ABC):
             await self._finish(None)
 
     async def _read(self) -> None:
-        while True:
+        while not self.draining:
             try:
+                self._receiving = True
                 async with asyncio.timeout(self.idle_timeout_s):
                     data = await self.websocket.recv()
             except TimeoutError:
                 raise IdleTimeout(self.idle_message) from None
+            finally:
+                self._receiving = False
             if await self.on_frame(data):
                 return
 
@@ -138,6 +159,8 @@ class StreamShell(ABC):
         await self.goodbye(error)
         if error is not None:
             await self.websocket.close(error.code, error.reason)
+        elif self.draining:
+            await self.websocket.close(CloseCode.SERVICE_RESTART, "server restarting; reconnect")
         else:
             await self.websocket.close(CloseCode.NORMAL, "")
 

@@ -13,19 +13,21 @@ import contextlib
 import logging
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 import numpy as np
+from prometheus_client.core import Metric
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from gateway.core.errors import BadRequest, CloseCode, HandshakeError, ServerFull, Unauthorized
+from gateway.core.errors import BadRequest, CloseCode, Draining, HandshakeError, ServerFull, Unauthorized
 from gateway.core.params import StreamParams, parse_params
 from gateway.core.types import SAMPLE_RATE, Backend, DecodeRequest
 from gateway.engines import models
@@ -35,15 +37,27 @@ from gateway.engines.local import WhisperEngine
 from gateway.engines.scheduler import Scheduler
 from gateway.engines.whisper import WhisperBackend, WhisperOptions, resolve_device
 from gateway.protocols.listen_session import ListenSession, Sink
+from gateway.protocols.twilio_session import TwilioSession
 from gateway.server.auth import Principal, authenticate, split_subprotocols
 from gateway.server.calls import CallCenter
 from gateway.server.config import ModelSpec, ServerConfig
 from gateway.server.dispatch import EngineRouter
-from gateway.server.http import error_response, json_response
+from gateway.server.http import body_response, error_response, json_response
+from gateway.server.metrics import (
+    CONTENT_TYPE,
+    GatewayMetrics,
+    LiveCollector,
+    ObservedBackend,
+    server_gauges,
+    store_writable,
+)
 
 log = logging.getLogger(__name__)
 
 LISTEN_PATH = "/v1/listen"
+STREAM_PATHS = (LISTEN_PATH, "/v1/twilio")
+"""Routes that open a transcription stream: refused while draining."""
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Model names Deepgram clients send (the SDK requires one): served by the default model.
 DEEPGRAM_MODEL_PREFIXES = ("nova", "enhanced", "base", "general", "whisper", "phonecall", "meeting")
@@ -107,9 +121,14 @@ class Gateway:
         self.active: dict[str, ListenSession] = {}
         self.sinks: list[Sink] = []
         """Receive every message of every /v1/listen stream (store, subscribers)."""
+        self.draining = False
+        """SIGTERM was received: no new streams; open ones end within the drain timeout."""
+        self.metrics = GatewayMetrics(self._twilio_key)
         self.ws_routes: dict[str, WsHandler] = {LISTEN_PATH: self.listen}
         self.http_routes: dict[str, HttpHandler] = {
             "/healthz": lambda _r: json_response(200, {"status": "ok"}),
+            "/readyz": self._ready_route,
+            "/metrics": lambda _r: body_response(200, self.metrics.render(), CONTENT_TYPE),
             "/v1/config": self._config_route,
             "/v1/stats": self._stats_route,
         }
@@ -125,6 +144,7 @@ class Gateway:
         self.static_dir = Path(config.static_dir) if config.static_dir else STATIC_DIR
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.metrics.registry.register(LiveCollector(self.metrics, self._gauges))
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -139,10 +159,11 @@ class Gateway:
         if backends is None:
             backends = await anyio.to_thread.run_sync(load_backends, self.config)
         for name, backend in backends.items():
-            scheduler = Scheduler(backend)
+            scheduler = Scheduler(ObservedBackend(backend, self.metrics))
             self._tasks.append(asyncio.create_task(scheduler.run(), name=f"scheduler:{name}"))
             self.engines[name] = WhisperEngine(scheduler, name, self.config.transcriber)
         self.default_model = next(iter(self.engines))
+        self._tasks.append(asyncio.create_task(self.metrics.watch_loop(), name="loop-lag"))
         await self.callcenter.start()
         self._server = await serve(
             self.handler,
@@ -177,15 +198,23 @@ class Gateway:
             if path == LISTEN_PATH:
                 return self._listen_probe(request)
             return self._http(path, request)
+        response = self._upgrade_check(path, url.query, request)
+        if response is not None:
+            self.metrics.refused(response.status_code)
+        return response
+
+    def _upgrade_check(self, path: str, query: str, request: Request) -> Response | None:
         request_id = str(uuid.uuid4())
         if match_route(self.ws_routes, path) is None:
             return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"no WebSocket endpoint at {path}"})
+        if self.draining and path in STREAM_PATHS:
+            return error_response(Draining("the server is shutting down; connect to another instance"), request_id)
         if path != LISTEN_PATH:
             check = match_route(self.ws_checks, path)
             return check(request) if check is not None else None
         try:
             principal = self.principal(request)
-            params = parse_params(url.query)
+            params = parse_params(query)
             self.choose_engine(params, principal)
         except HandshakeError as exc:
             log.info("refused %s: %s %s", request_id, exc.status, exc.message)
@@ -209,6 +238,14 @@ class Gateway:
         return json_response(426, body, {"Upgrade": "websocket"})
 
     def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        protocol = connection.protocol
+        if protocol.eof_sent and protocol.state is State.CONNECTING:
+            # The client sent an invalid frame behind its upgrade request without waiting for
+            # the answer, and the protocol has already failed on it (EOF sent). Answering now
+            # trips an assertion inside websockets (<= 17: "unexpected internal error"); a
+            # closed state makes it drop the connection without a word instead.
+            protocol.state = State.CLOSED
+            return
         request_id = request.headers.get("X-Gateway-Request-Id")
         if request_id and response.status_code == 101:
             response.headers["dg-request-id"] = request_id
@@ -280,6 +317,21 @@ class Gateway:
         except HandshakeError:
             return ""  # /v1/config is public: a missing or wrong key only hides tenant rules
 
+    def _gauges(self) -> Iterator[Metric]:
+        queues = {name: engine.scheduler.queued for name, engine in self.engines.items()}
+        return server_gauges(queues, self.router.stats(), self.callcenter.stats(), self.draining)
+
+    async def _ready_route(self, request: Request) -> Response:
+        """``GET /readyz``: 200 when a model is loaded, the store takes writes and no drain is on; else 503."""
+        checks = {
+            "model_loaded": bool(self.engines),
+            "store_writable": await anyio.to_thread.run_sync(store_writable, self.callcenter.store)
+            and self.callcenter.fanout.last_write_ok,
+            "not_draining": not self.draining,
+        }
+        ready = all(checks.values())
+        return json_response(200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
+
     def _stats_route(self, request: Request) -> Response:
         return json_response(
             200,
@@ -313,6 +365,10 @@ class Gateway:
         assert connection.request is not None
         assert connection.response is not None
         request_id = connection.response.headers.get("dg-request-id") or str(uuid.uuid4())
+        if self.draining:
+            # Upgraded in the instant the drain began: the handshake check came just before it.
+            await connection.close(CloseCode.TRY_AGAIN_LATER, ServerFull("the server is shutting down").reason)
+            return
         if len(self.active) + len(self.callcenter.calls) >= self.config.max_streams:
             full = ServerFull(f"server is at its limit of {self.config.max_streams} streams; retry later")
             await connection.close(CloseCode.TRY_AGAIN_LATER, full.reason)
@@ -320,23 +376,33 @@ class Gateway:
         params = parse_params(urlsplit(connection.request.path).query)
         principal = self.principal(connection.request)
         engine = self.choose_engine(params, principal)
-        session = ListenSession(
-            connection,
-            params,
-            engine,
-            request_id,
-            idle_timeout_s=self.config.idle_timeout_s,
-            max_frame_bytes=self.config.max_frame_bytes,
-            sinks=(*self.sinks, self.callcenter.fanout.message),
-        )
+        # Recorded before the engine stream opens: a relay refused at once fails over (and
+        # says so) before the session is even built, and every message needs its record.
         await self.callcenter.begin_listen(request_id, params, principal.tenant)
+        try:
+            session = ListenSession(
+                connection,
+                params,
+                engine,
+                request_id,
+                idle_timeout_s=self.config.idle_timeout_s,
+                max_frame_bytes=self.config.max_frame_bytes,
+                sinks=(*self.sinks, self.callcenter.fanout.message),
+            )
+        except BaseException:
+            await self.callcenter.end_listen(request_id)
+            raise
         self.active[request_id] = session
         self.router.ledger.start(request_id, principal.tenant, session.stream.usage)
+        self.metrics.stream_opened(
+            request_id, "listen", engine.name, principal.tenant, lambda: session.protocol.audio_seconds
+        )
         log.info("stream %s opened: tenant %s, engine %s", request_id, principal.tenant, engine.name)
         try:
             await session.run()
         finally:
             del self.active[request_id]
+            self.metrics.stream_closed(request_id, connection.close_code)
             log.info(
                 "stream %s closed: %.1f s of audio, close %s",
                 request_id,
@@ -346,15 +412,19 @@ class Gateway:
             self.router.ledger.finish(request_id)
             await self.callcenter.end_listen(request_id)
 
+    def sessions(self) -> list[ListenSession | TwilioSession]:
+        """Every open transcription stream (listen and Twilio)."""
+        return [*self.active.values(), *self.callcenter.calls.values()]
+
+    def _twilio_key(self, stream_id: str) -> str | None:
+        """The metrics key of the Twilio call whose streamSid is ``stream_id``."""
+        for key, session in self.callcenter.calls.items():
+            if session.stream_id == stream_id:
+                return key
+        return None
+
 
 @contextlib.asynccontextmanager
 async def running(config: ServerConfig, backends: dict[str, Backend] | None = None) -> AsyncIterator[Gateway]:
     async with Gateway(config, backends) as gateway:
         yield gateway
-
-
-async def run(config: ServerConfig) -> None:
-    """Serve until cancelled (Ctrl-C)."""
-    async with Gateway(config) as gateway:
-        log.info("gateway listening on ws://%s:%d%s", config.host, gateway.port, LISTEN_PATH)
-        await asyncio.Future()

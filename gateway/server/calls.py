@@ -37,7 +37,15 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from gateway.core.errors import BadRequest, Forbidden, HandshakeError, ServerFull, SlowSubscriber, Unauthorized
+from gateway.core.errors import (
+    BadRequest,
+    CloseCode,
+    Forbidden,
+    HandshakeError,
+    ServerFull,
+    SlowSubscriber,
+    Unauthorized,
+)
 from gateway.core.params import StreamParams
 from gateway.engines.base import Engine
 from gateway.protocols.twilio import signature_valid, signed_url
@@ -45,8 +53,8 @@ from gateway.protocols.twilio_session import TwilioSession
 from gateway.server.auth import Principal
 from gateway.server.config import ServerConfig
 from gateway.server.http import body_response, error_response, json_response
+from gateway.server.metrics import GatewayMetrics, ObservedFanout
 from gateway.transcripts.exports import ExportFormat, render
-from gateway.transcripts.fanout import Fanout
 from gateway.transcripts.hub import Hub, Subscription
 from gateway.transcripts.records import StreamInfo, StreamKind, StreamRecord, channel_labels
 from gateway.transcripts.store import TranscriptStore
@@ -68,6 +76,12 @@ class Host(Protocol):
 
     @property
     def active(self) -> Sized: ...
+
+    @property
+    def metrics(self) -> GatewayMetrics: ...
+
+    @property
+    def draining(self) -> bool: ...
 
     def principal(self, request: Request | None) -> Principal: ...
 
@@ -91,7 +105,7 @@ class CallCenter:
         self.hub = Hub(config.subscriber_queue)
         self.store = TranscriptStore(config.store_path) if config.store_path else None
         self.webhook = WebhookPoster(check_url(config.webhook_url)) if config.webhook_url else None
-        self.fanout = Fanout(self.store, self.hub, self.webhook)
+        self.fanout = ObservedFanout(self.store, self.hub, self.webhook, gateway.metrics)
         self.calls: dict[str, TwilioSession] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.ws_routes: dict[str, Callable[[ServerConnection], Awaitable[None]]] = {
@@ -210,6 +224,10 @@ class CallCenter:
     async def twilio(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         gateway = self.gateway
+        if gateway.draining:
+            # Upgraded in the instant the drain began: the handshake check came just before it.
+            await connection.close(CloseCode.TRY_AGAIN_LATER, ServerFull("the server is shutting down").reason)
+            return
         if len(gateway.active) + len(self.calls) >= gateway.config.max_streams:
             full = ServerFull(f"server is at its limit of {gateway.config.max_streams} streams; retry later")
             await connection.close(full.code, full.reason)
@@ -224,10 +242,13 @@ class CallCenter:
         )
         key = str(connection.id)
         self.calls[key] = session
+        engine = gateway.engines[gateway.default_model]
+        gateway.metrics.stream_opened(key, "twilio", engine.name, tenant, lambda: session.protocol.audio_seconds)
         try:
             await session.run()
         finally:
             del self.calls[key]
+            gateway.metrics.stream_closed(key, connection.close_code)
 
     # -- live subscribers -------------------------------------------------------
 

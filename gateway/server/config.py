@@ -58,3 +58,5 @@ class ServerConfig:
     """The gateway's URL as Twilio sees it (e.g. wss://gw.example.com) when a proxy changes the host."""
     twilio_tenant: str = "default"
     """Tenant owning Twilio calls (whose API keys may read their transcripts)."""
+    drain_timeout_s: float = 20.0
+    """On SIGTERM: how long open streams may go on before they are flushed and closed with 1012."""

@@ -8,6 +8,7 @@ Results message with text, reduced to what transcripts need.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -66,18 +67,33 @@ class FinalRecord:
 
     @classmethod
     def from_results(cls, message: dict[str, Any]) -> FinalRecord | None:
-        """The record of a final Results message, or None (interim, or no words)."""
+        """The record of a final Results message, or None (interim, no words, or not Results-shaped).
+
+        Relayed messages come from upstream as they are: a malformed one is
+        skipped here (the client still gets it), never an exception.
+        """
         if message.get("type") != "Results" or not message.get("is_final"):
             return None
-        alternatives = message.get("channel", {}).get("alternatives") or [{}]
+        try:
+            return cls._read(message)
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError, OverflowError):
+            return None
+
+    @classmethod
+    def _read(cls, message: dict[str, Any]) -> FinalRecord | None:
+        alternatives = (message.get("channel") or {}).get("alternatives") or [{}]
         text = str(alternatives[0].get("transcript", "")).strip()
         if not text:
             return None
         words = tuple(alternatives[0].get("words") or ())
+        if not all(isinstance(w, dict) for w in words):
+            return None
         span_start = float(message.get("start", 0.0))
         span_end = span_start + float(message.get("duration", 0.0))
         start = float(words[0]["start"]) if words else span_start
         end = float(words[-1]["end"]) if words else span_end
+        if not all(math.isfinite(t) for t in (start, end)):
+            return None
         return cls(
             channel=int(message.get("channel_index", [0])[0]),
             start=start,

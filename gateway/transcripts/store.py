@@ -121,7 +121,10 @@ class TranscriptDatabase:
             for write in writes:
                 self._apply_one(cur, write)
         except BaseException:
-            cur.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (SQLITE_FULL: a full disk); a
+            # second ROLLBACK would raise "no transaction is active" and hide the real error.
+            if self.conn.in_transaction:
+                cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")
 
@@ -232,6 +235,11 @@ class TranscriptStore:
         self._read_limiter = anyio.CapacityLimiter(1)
         self.commits = 0
         self.writes = 0
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet closed."""
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         """Open (and create) the database and start the writer task."""

@@ -347,7 +347,8 @@ class Gateway:
     @staticmethod
     def _model_stats(engine: WhisperEngine) -> dict[str, float]:
         stats = engine.scheduler.stats.as_dict()
-        pool_stats = getattr(engine.scheduler.backend, "stats", None)  # a remote pool counts its resends
+        backend = getattr(engine.scheduler.backend, "inner", engine.scheduler.backend)  # under the metrics' timer
+        pool_stats = getattr(backend, "stats", None)  # a remote pool counts its resends
         if pool_stats is not None:
             stats.update(pool_stats.as_dict())
         return stats

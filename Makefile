@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=
 
-.PHONY: run test venv test-deps system lint pytest bench bench-quick bench-eval clean
+.PHONY: run test venv test-deps system lint pytest bench bench-quick bench-eval soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-quick: test-deps
 bench-eval: test-deps
 	$(BIN)/python -m bench run --target gateway --target whisperlive --data ../shared/eval-public/manifest.jsonl \
 	    --ids jfk,fleurs_en_000,fleurs_en_003,tw_h04_s04,tw_h11_s01,osr_list01_8k --ramp 1,2 --keep-going $(ARGS)
+
+# 1000 connections for 60 s with faults (python -m bench soak --help); the disk-full fault needs root.
+soak: test-deps
+	$(BIN)/python -m bench soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts

@@ -202,3 +202,23 @@ async def test_relay_faults_fail_over_with_a_store_and_count(
     assert upstream.counts == {"refuse": 1, "drop": 1, "stall": 1}
     assert value(m, "gateway_relay_failovers_total") == 3
     assert value(m, "gateway_relay_failures_total") == 3
+
+
+async def test_twilio_calls_are_counted_by_door(stored_gateway: Gateway) -> None:
+    """A Twilio call shows up under door="twilio": opened, its finals (keyed by streamSid), its close."""
+    from tests.twilio_sim import call_events, play_call, two_party
+
+    gw = stored_gateway
+    inbound, outbound = two_party("Please call me back tomorrow morning.", "We will meet at the station at seven.")
+    events = list(call_events({"inbound": inbound, "outbound": outbound}, "CA900", "MZ900"))
+    twilio_side = await play_call(gw.port, events, speed=4.0)
+    assert twilio_side.close_code == 1000
+    while gw.callcenter.calls:  # noqa: ASYNC110 (the server finishes the call in its own time)
+        await asyncio.sleep(0.05)
+    stored = json.loads((await aget(gw.port, "/v1/transcripts/MZ900"))[1])
+    m = await scrape(gw.port)
+    assert value(m, "gateway_streams_total", door="twilio", engine="whisper") == 1
+    assert value(m, "gateway_stream_closes_total", door="twilio", code="1000") == 1
+    assert len(stored["finals"]) >= 1
+    assert value(m, "gateway_finals_total", door="twilio") == len(stored["finals"])
+    assert value(m, "gateway_audio_seconds_total", door="twilio") == pytest.approx(len(inbound) / 8000, abs=0.05)

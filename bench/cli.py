@@ -143,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--offline-beams", type=int_list, default=[1, 5], help="offline baseline beam sizes")
     run.add_argument("--no-offline", action="store_true", help="skip the offline baseline")
+    run.add_argument(
+        "--cpu-hour-price",
+        type=float,
+        default=0.05,
+        help="$ per vCPU hour for the local engine's cost column (an assumed figure: pass your instance's)",
+    )
+    run.add_argument("--gpu-hour-price", type=float, help="$ per GPU hour for the local engine on a GPU")
+    run.add_argument(
+        "--relay-price-per-minute",
+        type=float,
+        default=0.0048,
+        help="$ per billed minute of the relay (Deepgram Nova-3 streaming, as published in 2026)",
+    )
     run.add_argument("--no-raw", action="store_true", help="do not keep raw server messages (timelines.jsonl)")
     run.add_argument("--out", type=Path, help="output folder (default: bench/results/YYYYmmdd-HHMMSS)")
 
@@ -206,6 +219,9 @@ def config_from(args: argparse.Namespace, argv: list[str]) -> Config:
         dg_params=dict(args.dg_param),
         api_key=args.api_key,
         offline_beams=[] if args.no_offline else args.offline_beams,
+        cpu_hour_price=args.cpu_hour_price,
+        gpu_hour_price=args.gpu_hour_price,
+        relay_price_per_minute=args.relay_price_per_minute,
         keep_raw=not args.no_raw,
         keep_going=args.keep_going,
         command=["python", "-m", "bench", *argv],

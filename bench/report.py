@@ -7,12 +7,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.costs import cost_row, per_kind
 from bench.latency import LATENCY_COLUMNS
 from bench.machine import one_line
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _points(value: float | None, base: float | None) -> str:
+    return f"{100 * (value - base):+.1f} pts" if value is not None and base is not None else "-"
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -73,17 +78,33 @@ def markdown(results: Mapping[str, Any]) -> str:
         "",
         "## Accuracy (WER after Whisper English normalization)",
         "",
-        "| target | streams | sessions | streaming WER | offline beam 1 | offline beam 5 | streaming penalty |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| target | streams | sessions | streaming WER | offline beam 1 | offline beam 5 | "
+        "penalty vs beam 1 | penalty vs beam 5 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     off1, off5 = _offline_wer(results, 1), _offline_wer(results, 5)
     for target, level in _rows(results):
         wer = level["wer"]["wer"] if level.get("wer") else None
-        penalty = f"{100 * (wer - off1):+.1f} pts" if wer is not None and off1 is not None else "-"
         lines.append(
             f"| {target['name']} | {level['streams']} | {len(level['sessions'])} | {_pct(wer)} | "
-            f"{_pct(off1)} | {_pct(off5)} | {penalty} |"
+            f"{_pct(off1)} | {_pct(off5)} | {_points(wer, off1)} | {_points(wer, off5)} |"
         )
+    kinds = per_kind(results)
+    if kinds:
+        lines += [
+            "",
+            "Per kind of recording (the manifest's `kind`):",
+            "",
+            "| target | streams | kind | files | ref words | streaming WER | offline beam 1 | offline beam 5 | "
+            "penalty vs beam 1 |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in kinds:
+            b1, b5 = row["offline"].get(1), row["offline"].get(5)
+            lines.append(
+                f"| {row['target']} | {row['streams']} | {row['kind']} | {row['files']} | {row['reference_words']} | "
+                f"{_pct(row['wer'])} | {_pct(b1)} | {_pct(b5)} | {_points(row['wer'], b1)} |"
+            )
     lines += ["", "Offline baseline (same model file, faster-whisper, whole file at once):", ""]
     for run in results.get("offline") or []:
         lines.append(
@@ -121,6 +142,27 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"{_num(client.get('cpu_pct_mean'), 0)} | {_num(_other_cpu(level), 0)} | "
             f"{_num(level.get('billed_minutes'), 2)} | "
             f"{level['pacing_lag_max_s']:.3f} |"
+        )
+
+    prices = cfg.get("prices") or {}
+    lines += [
+        "",
+        "## Cost per audio hour",
+        "",
+        f"Prices (inputs, not measured): ${_num(prices.get('cpu_hour'), 3)} per vCPU hour, "
+        f"${_num(prices.get('gpu_hour'), 3)} per GPU hour, ${_num(prices.get('relay_minute'), 4)} per relayed "
+        "(billed) minute. *relay $* is what the same streams cost relayed to Deepgram (billed minutes).",
+        "",
+        "| target | streams | CPU s / audio s | model s / audio s | local CPU $ / audio h | local GPU $ / audio h | "
+        "relay $ / audio h |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for target, level in _rows(results):
+        cost = cost_row(level, prices)
+        lines.append(
+            f"| {target['name']} | {level['streams']} | {_num(cost['cpu_rtf'], 3)} | {_num(cost['model_rtf'], 3)} | "
+            f"{_num(cost['cpu_usd_per_audio_hour'], 4)} | {_num(cost['gpu_usd_per_audio_hour'], 4)} | "
+            f"{_num(cost['relay_usd_per_audio_hour'], 4)} |"
         )
 
     lines += [

@@ -60,6 +60,9 @@ class Config:
     dg_params: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
     offline_beams: list[int] = field(default_factory=lambda: [1, 5])
+    cpu_hour_price: float | None = 0.05
+    gpu_hour_price: float | None = None
+    relay_price_per_minute: float | None = 0.0048
     keep_raw: bool = True
     keep_going: bool = False
     command: list[str] = field(default_factory=list)
@@ -166,8 +169,29 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
     return lambda audio: dg_client.stream(audio, dg_opts)
 
 
+def model_seconds(stats_url: str | None) -> float | None:
+    """Seconds the gateway's models have spent decoding so far (``/v1/stats``), None if unknown."""
+    if stats_url is None:
+        return None
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(stats_url, timeout=5) as response:
+            body = json.loads(response.read())
+        return sum(float(m.get("inference_s", 0.0)) for m in body.get("models", {}).values())
+    except (OSError, ValueError):
+        return None
+
+
 async def run_level(
-    spec: TargetSpec, streams: int, clips: list[Clip], fn: StreamFn, cfg: Config, server_pid: int | None, raw_out: Any
+    spec: TargetSpec,
+    streams: int,
+    clips: list[Clip],
+    fn: StreamFn,
+    cfg: Config,
+    server_pid: int | None,
+    raw_out: Any,
+    stats_url: str | None = None,
 ) -> dict[str, Any]:
     """``streams`` concurrent workers, each streaming recordings back to back (see :func:`worker_plan`)."""
     per_worker = cfg.level_audio_s or sum(c.duration for c in clips)
@@ -205,6 +229,7 @@ async def run_level(
     if server:
         server.start()
     client.start()
+    model_before = await asyncio.to_thread(model_seconds, stats_url)
     start, busy = time.perf_counter(), system_busy_s()
     await asyncio.gather(*(worker(i) for i in range(streams)))
     wall = time.perf_counter() - start
@@ -214,6 +239,9 @@ async def run_level(
     sessions.sort(key=lambda s: (s["worker"], s["file"]))
     summary = level_summary(streams, sessions, cfg.threshold_s, load, client_load, wall, cfg.capacity_metric)
     summary["system_cpu_pct"] = system_pct
+    model_after = await asyncio.to_thread(model_seconds, stats_url)
+    summary["model_s"] = model_after - model_before if model_before is not None and model_after is not None else None
+    summary["gpu"] = resolve_device(cfg.device) == "cuda"
     summary["loadavg_1m"] = os.getloadavg()[0]
     return summary
 
@@ -267,6 +295,7 @@ async def run_target(spec: TargetSpec, cfg: Config, clips: list[Clip], model: st
                 cfg,
                 server.proc.pid if server else None,
                 raw_out,
+                f"http://127.0.0.1:{server.port}/v1/stats" if server and spec.kind in ("gateway", "twilio") else None,
             )
             result["levels"].append(level)
             progress(f"{spec.label} x{streams}: {level['verdict']}")
@@ -342,6 +371,11 @@ async def run(cfg: Config) -> dict[str, Any]:
             "wl_args": cfg.wl_args,
             "wl_word_timestamps": cfg.wl_word_timestamps,
             "wl_settle_s": cfg.wl_settle_s,
+            "prices": {
+                "cpu_hour": cfg.cpu_hour_price,
+                "gpu_hour": cfg.gpu_hour_price,
+                "relay_minute": cfg.relay_price_per_minute,
+            },
         },
         "dataset": {
             "source": source,
@@ -351,6 +385,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                     "path": str(c.rec.path),
                     "duration_s": c.duration,
                     "reference": c.rec.reference,
+                    "kind": c.rec.kind,
                     "speech_onset_s": c.onset,
                     "speech_offset_s": c.offset,
                 }

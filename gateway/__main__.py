@@ -14,6 +14,15 @@ from gateway.server import logs, relay_cli
 from gateway.server.config import ModelSpec, ServerConfig
 
 
+def _encoder_pad(value: str) -> float | None:
+    if value.strip().lower() == "full":
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'full', got {value!r}") from exc
+
+
 def _model(value: str) -> ModelSpec:
     name, sep, path = value.partition("=")
     return ModelSpec(name, path) if sep else ModelSpec(value, value)
@@ -56,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--final-beam-size", type=int, default=1, help="beam size of the decode that makes a final")
     m.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 CPU threads (0: all cores)")
     m.add_argument(
+        "--encoder-pad",
+        type=_encoder_pad,
+        default=1.0,
+        metavar="SECONDS|full",
+        help="encode each window plus this much silence (at least --encoder-min seconds) instead of 30 s; "
+        "'full': always 30 s (faster-whisper's transcribe, temperature fallback, when --max-batch is 1)",
+    )
+    m.add_argument("--encoder-min", type=float, default=10.0, help="shortest encoder input, seconds")
+    m.add_argument(
         "--max-batch",
         type=int,
         default=0,
@@ -80,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = p.add_argument_group("streaming")
     s.add_argument("--min-endpointing-ms", type=int, default=300, help="floor for the client's endpointing")
     s.add_argument("--interim-step-ms", type=int, default=500, help="new audio between two decodes of a stream")
+    s.add_argument(
+        "--commit-edge-ms",
+        type=int,
+        default=round(TranscriberConfig().commit_edge_s * 1000),
+        help="audio a decode must hold after a word before the word is committed (right context)",
+    )
+    s.add_argument(
+        "--final-after-ms",
+        type=int,
+        default=round((TranscriberConfig().final_after_s or 0) * 1000),
+        help="committed words become a final once the oldest waited this long (or at a clause end); "
+        "-1: only at endpoints",
+    )
+    s.add_argument(
+        "--quiet-decodes",
+        type=int,
+        default=TranscriberConfig().quiet_decodes,
+        help="interim decodes with no new speech while words wait for agreement",
+    )
     s.add_argument(
         "--soft-window", type=float, default=12.0, help="window seconds after which stable words become finals"
     )
@@ -135,6 +172,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         base,
         min_endpointing_ms=args.min_endpointing_ms,
         interim_step_s=args.interim_step_ms / 1000,
+        commit_edge_s=args.commit_edge_ms / 1000,
+        final_after_s=None if args.final_after_ms < 0 else args.final_after_ms / 1000,
+        quiet_decodes=args.quiet_decodes,
         soft_window_s=args.soft_window,
         vad=replace(base.vad, aggressiveness=args.vad_aggressiveness),
     )
@@ -147,6 +187,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         beam_size=args.beam_size,
         final_beam_size=args.final_beam_size,
         cpu_threads=args.cpu_threads,
+        encoder_pad_s=args.encoder_pad,
+        encoder_min_s=args.encoder_min,
         max_batch=args.max_batch,
         inference=args.inference,
         ray_address=args.ray_address,

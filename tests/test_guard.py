@@ -28,3 +28,10 @@ def test_whispers_silence_rule() -> None:
     assert keep_segment(0.9, -0.3, 1.2, config), "confident text survives a high no-speech score"
     assert not keep_segment(0.1, -0.2, 3.0, config), "too repetitive"
     assert keep_segment(0.1, -0.4, 1.5, config)
+
+
+def test_a_sentence_said_twice_in_a_row_is_cut_to_once() -> None:
+    looped = ws("the box was still on the side of the truck the box was still on the side of the truck")
+    assert " ".join(w.text for w in cut_repetitions(looped, 4)) == "the box was still on the side of the truck"
+    speech = ws("we will meet at the station and then we will go home")  # repeats words, not a phrase twice
+    assert cut_repetitions(speech, 4) == speech

@@ -33,9 +33,21 @@ def keep_segment(no_speech_prob: float, avg_logprob: float, compression_ratio: f
     return avg_logprob >= config.log_prob_threshold - 0.5
 
 
-def cut_repetitions(words: list[Word], max_repeats: int) -> list[Word]:
-    """Cut a hypothesis where a 1- to 4-word phrase repeats more than ``max_repeats`` times."""
+LONG_PHRASE = 5
+"""Phrases of this many words or more never repeat back to back in real speech, but
+Whisper loops on a sentence it has just heard (most often when the window re-reads
+audio already finalised), with word times squeezed into the same span."""
+
+
+def cut_repetitions(words: list[Word], max_repeats: int, longest: int = 16) -> list[Word]:
+    """Cut a hypothesis where a 1- to 4-word phrase repeats more than ``max_repeats`` times,
+    or a phrase of ``LONG_PHRASE`` to ``longest`` words comes twice in a row (the repeat is cut)."""
     keys = [normalize(w.text) for w in words]
+    for size in range(LONG_PHRASE, longest + 1):
+        for i in range(len(keys) - 2 * size + 1):
+            phrase = keys[i : i + size]
+            if phrase == keys[i + size : i + 2 * size] and not _periodic(phrase):
+                return words[: i + size]
     for size in range(1, 5):
         for i in range(len(keys) - size + 1):
             phrase = keys[i : i + size]
@@ -45,6 +57,11 @@ def cut_repetitions(words: list[Word], max_repeats: int) -> list[Word]:
             if run > max_repeats:
                 return words[: i + size * max_repeats]
     return words
+
+
+def _periodic(phrase: list[str]) -> bool:
+    """Whether the phrase is a short phrase repeated (left to the ``max_repeats`` rule)."""
+    return any(all(phrase[j] == phrase[j + d] for j in range(len(phrase) - d)) for d in range(1, 5))
 
 
 def cut_token_loop(tokens: list[int], max_repeats: int = 3, longest: int = 8) -> list[int]:

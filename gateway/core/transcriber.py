@@ -27,11 +27,12 @@ from enum import StrEnum
 import numpy as np
 
 from gateway.core.commit import LocalAgreement
+from gateway.core.policy import DecodePolicy, commit_horizon
 from gateway.core.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
 from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
-EDGE_S = 0.3
-"""Words ending this close to the end of a decoded window are not committed yet."""
+EDGE_S = DecodePolicy().edge_s
+"""Words ending this close to the end of a decoded window are not committed yet (default)."""
 
 _CLAUSE_END = (".", "?", "!", ",", ";", ":")
 
@@ -82,14 +83,22 @@ class TranscriberConfig:
     soft_window_s: float = 12.0
     max_window_s: float = 28.0
     preroll_s: float = 0.3
-    final_after_s: float | None = 1.5
+    final_after_s: float | None = 0.5
     """Committed words become a final (``is_final``, not ``speech_final``) once the
     oldest has waited this long, or at once when they end a clause; None: only
     at endpoints and window trims."""
     context_s: float = 0.0
     """Audio kept before new speech, already finalised, so Whisper hears what led up to it."""
     prompt_chars: int = 200
+    commit_edge_s: float = EDGE_S
+    """Audio a decode must hold after a word's end before the word may be committed."""
+    quiet_decodes: int = 1
+    """Interim decodes with no new voiced audio while words wait for agreement (see policy.py)."""
     vad: VadConfig = VadConfig()
+
+    @property
+    def policy(self) -> DecodePolicy:
+        return DecodePolicy(step_s=self.interim_step_s, edge_s=self.commit_edge_s, quiet_decodes=self.quiet_decodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,9 @@ class ChannelTranscriber:
             end_ms = max(800, config.min_endpointing_ms)
         self.vad = VoiceActivityDetector(vad_rate, replace(config.vad, end_ms=end_ms), start_s)
         self.agreement = LocalAgreement()
+        self.policy = config.policy
+        self._voiced_mark = start_s  # the VAD's last voiced end when the last decode was asked for
+        self._quiet_decodes = 0  # decodes since then with no new voiced audio
         self._chunks: list[Audio] = []
         self._buffer = np.zeros(0, dtype=np.float32)
         origin = round(start_s * SAMPLE_RATE)
@@ -216,8 +228,9 @@ class ChannelTranscriber:
             return True
         if not (self._speech_since_final or self.agreement.pending):
             return False
-        step = int(self.config.interim_step_s * SAMPLE_RATE)
-        return self.samples - max(self._decoded_until, self.buffer_start) >= step
+        new_s = (self.samples - max(self._decoded_until, self.buffer_start)) / SAMPLE_RATE
+        new_voiced = self.vad.last_voiced_end > self._voiced_mark
+        return self.policy.due(new_s, new_voiced, bool(self.agreement.tail), self._quiet_decodes)
 
     def next_request(self, prompt_prefix: str = "") -> DecodeRequest | None:
         """The window to decode next, or None. Marks it in flight."""
@@ -233,6 +246,9 @@ class ChannelTranscriber:
             final=self._flush is not None,
         )
         self._in_flight = _InFlight(request, self._flush, self.buffer_start + len(window))
+        voiced = self.vad.last_voiced_end
+        self._quiet_decodes = 0 if voiced > self._voiced_mark else self._quiet_decodes + 1
+        self._voiced_mark = voiced
         self._decoded_until = self.buffer_start + len(window)
         return request
 
@@ -274,7 +290,7 @@ class ChannelTranscriber:
                 self._flush_until = self._queued_endpoint
             self._queued_endpoint = None
         else:
-            self.agreement.update(hypothesis, horizon=end_time - EDGE_S)
+            self.agreement.update(hypothesis, horizon=commit_horizon(end_time, self.policy))
             window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE
             if window_s >= self.config.max_window_s:
                 self.agreement.commit_before(end_time - 1.0)

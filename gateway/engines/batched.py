@@ -11,7 +11,9 @@ Differences from :class:`~gateway.engines.whisper.WhisperBackend` (the
 sequential path): no temperature fallback (a window that fails the guard is
 simply dropped and re-decoded with more audio next time) and no timestamp
 tokens (a window of at most 30 s is one segment; word times come from the
-alignment).
+alignment). It is also the CPU default (one window a call) because it can
+encode a shortened input (``encoder_pad_s``/``encoder_min_s``), which
+faster-whisper's ``transcribe`` always pads to 30 s.
 """
 
 from __future__ import annotations
@@ -91,12 +93,18 @@ class BatchedWhisperBackend(WhisperBackend):
         frames_per_second = SAMPLE_RATE / extractor.hop_length
         features = []
         num_frames = []
+        pad_s = self.options.encoder_pad_s
+        pad = np.zeros(int(SAMPLE_RATE * (pad_s or 0.0)), np.float32)
         for request in requests:
             audio = request.audio[-int(MAX_WINDOW_S * SAMPLE_RATE) :]
-            mel = extractor(audio, chunk_length=int(MAX_WINDOW_S))
+            # Silence after the speech is padded as audio, as Whisper was trained (not as zero features).
+            mel = extractor(np.concatenate([audio, pad]), chunk_length=int(MAX_WINDOW_S))
             num_frames.append(max(1, min(mel.shape[-1], round(len(audio) / extractor.hop_length))))
-            features.append(_pad_or_trim(mel, extractor.nb_max_frames))
-        encoder_output = model.encode(np.stack(features))
+            features.append(mel)
+        frames = encoder_frames(
+            num_frames, pad_s, self.options.encoder_min_s, extractor.nb_max_frames, frames_per_second
+        )
+        encoder_output = model.encode(np.stack([_pad_or_trim(mel, frames) for mel in features]))
         prompts = [model.get_prompt(self.tokenizer, p, without_timestamps=True) for p in previous]
         final = any(r.final for r in requests)
         generated = model.model.generate(
@@ -134,7 +142,8 @@ class BatchedWhisperBackend(WhisperBackend):
                     float(w["probability"]),
                 )
                 for w in alignment
-                if w["word"].strip() and offset + w["start"] <= limit
+                # A lone punctuation mark (what silence decodes to, shortened) is no word.
+                if any(c.isalnum() for c in w["word"]) and offset + w["start"] <= limit
             ]
             out.append(cut_repetitions(words, self.options.guard.max_repeats))
         return out
@@ -159,6 +168,17 @@ class BatchedWhisperBackend(WhisperBackend):
             merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
             out.append([w for w in alignment if w["word"]])
         return out
+
+
+def encoder_frames(
+    num_frames: list[int], pad_s: float | None, min_s: float, full: int, frames_per_second: float
+) -> int:
+    """Mel frames the encoder reads for a batch: the longest window plus ``pad_s``, at least
+    ``min_s`` seconds, at most ``full`` (30 s), even; ``full`` when ``pad_s`` is None."""
+    if pad_s is None:
+        return full
+    frames = max(max(num_frames) + round(pad_s * frames_per_second), round(min_s * frames_per_second))
+    return min(full, frames + frames % 2)  # the encoder's stride-2 convolution wants an even length
 
 
 def _pad_or_trim(mel: np.ndarray, frames: int) -> np.ndarray:

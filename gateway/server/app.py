@@ -90,9 +90,11 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
     max_batch = config.max_batch or (16 if device == "cuda" else 1)
     for spec in specs:
         path = models.resolve(spec.path)
-        # One window per call keeps faster-whisper's temperature fallback (best on
-        # a CPU, which gains little from batching); a GPU wants many per call.
-        kind = BatchedWhisperBackend if max_batch > 1 else WhisperBackend
+        # A GPU wants many windows per call; on a CPU the batched path (one window a
+        # call) is what encodes a shortened input. A full 30 s encode one window a call
+        # keeps faster-whisper's own transcribe (temperature fallback).
+        shortened = config.encoder_pad_s is not None
+        kind = BatchedWhisperBackend if max_batch > 1 or shortened else WhisperBackend
         backends[spec.name] = kind(
             WhisperOptions(
                 model_path=str(path),
@@ -103,6 +105,8 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
                 final_beam_size=config.final_beam_size,
                 cpu_threads=config.cpu_threads,
                 max_batch=max_batch,
+                encoder_pad_s=config.encoder_pad_s,
+                encoder_min_s=config.encoder_min_s,
             )
         )
         # Pay the first-call cost (CUDA start-up: seconds) before any stream waits on it.

@@ -28,6 +28,9 @@ class ServerConfig:
     beam_size: int = 1
     final_beam_size: int = 1
     cpu_threads: int = 0
+    encoder_pad_s: float | None = 1.0
+    """Silence after a window in the shortened encoder input; None: always 30 s (see WhisperOptions)."""
+    encoder_min_s: float = 10.0
     max_batch: int = 0
     """Windows per model call; 0 picks 1 on CPU and 16 on CUDA."""
     inference: str = "local"

@@ -1,0 +1,222 @@
+"""``python -m bench tune``: sweep the streaming policy's knobs, print the WER / latency / CPU frontier.
+
+Every combination of ``--grid KNOB=V1,V2`` values replays every recording
+through the pure streaming core with the real model (:mod:`bench.simulate`),
+so a sweep costs CPU time, not real time. A row is on the *frontier* when no
+other row is at least as good on WER, word-final p50 and CPU per audio second
+and better on one. Latencies are simulated from the decodes' measured wall
+times on this machine (one stream), so confirm a choice with ``bench run``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.simulate import Replay, replay
+from bench.stats import summarize
+from bench.wer import score
+from gateway.core.transcriber import TranscriberConfig
+from gateway.core.types import Backend
+
+KNOBS: dict[str, str] = {
+    "interim-step-ms": "new audio between two interim decodes",
+    "commit-edge-ms": "audio needed after a word before it is committed",
+    "final-after-ms": "committed words wait at most this long for a final (-1: endpoints only)",
+    "quiet-decodes": "interim decodes without new speech while words wait",
+    "context-ms": "finalised audio kept before the next utterance, heard again as context",
+    "final-beam-size": "beam of the decode that makes an endpoint/Finalize final",
+    "beam-size": "beam of interim decodes",
+    "encoder-pad": "silence after the window in the encoder input, s ('full': 30 s input)",
+    "encoder-min": "shortest encoder input, s",
+}
+BACKEND_KNOBS = ("final-beam-size", "beam-size", "encoder-pad", "encoder-min")
+
+
+class GridError(ValueError):
+    """A ``--grid`` value that is not ``KNOB=V1,V2`` with a known knob."""
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
+    """``["interim-step-ms=300,500"]`` as ``{"interim-step-ms": ["300", "500"]}``."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        knob, sep, values = item.partition("=")
+        knob = knob.strip().lstrip("-")
+        if not sep or knob not in KNOBS:
+            raise GridError(f"expected KNOB=V1,V2 with KNOB one of {', '.join(KNOBS)}; got {item!r}")
+        parsed = [v.strip() for v in values.split(",") if v.strip()]
+        if not parsed:
+            raise GridError(f"no values for {knob}")
+        grid[knob] = parsed
+    return grid
+
+
+def combinations(grid: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
+    """Every point of the grid (one empty point, the defaults, when the grid is empty)."""
+    knobs = list(grid)
+    return [dict(zip(knobs, values, strict=True)) for values in itertools.product(*(grid[k] for k in knobs))]
+
+
+def transcriber_config(point: Mapping[str, str], base: TranscriberConfig | None = None) -> TranscriberConfig:
+    """The transcriber tuning of one grid point (others: the gateway's defaults)."""
+    config = base or TranscriberConfig()
+    if "interim-step-ms" in point:
+        config = replace(config, interim_step_s=float(point["interim-step-ms"]) / 1000)
+    if "commit-edge-ms" in point:
+        config = replace(config, commit_edge_s=float(point["commit-edge-ms"]) / 1000)
+    if "final-after-ms" in point:
+        ms = float(point["final-after-ms"])
+        config = replace(config, final_after_s=None if ms < 0 else ms / 1000)
+    if "context-ms" in point:
+        config = replace(config, context_s=float(point["context-ms"]) / 1000)
+    if "quiet-decodes" in point:
+        config = replace(config, quiet_decodes=int(point["quiet-decodes"]))
+    return config
+
+
+def backend_key(point: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The part of a grid point that needs its own backend."""
+    return tuple((k, point[k]) for k in BACKEND_KNOBS if k in point)
+
+
+def make_backend(model_path: str, key: tuple[tuple[str, str], ...], cpu_threads: int = 0) -> Backend:
+    """The backend the gateway would build for these options (CPU, int8)."""
+    from gateway.engines.batched import BatchedWhisperBackend
+    from gateway.engines.whisper import WhisperBackend, WhisperOptions
+
+    opts = dict(key)
+    defaults = WhisperOptions(model_path=model_path)
+    pad_text = opts.get("encoder-pad", str(defaults.encoder_pad_s))
+    pad = None if pad_text.lower() in ("full", "none") else float(pad_text)
+    options = replace(
+        defaults,
+        beam_size=int(opts.get("beam-size", defaults.beam_size)),
+        final_beam_size=int(opts.get("final-beam-size", defaults.final_beam_size)),
+        cpu_threads=cpu_threads,
+        encoder_pad_s=pad,
+        encoder_min_s=float(opts.get("encoder-min", defaults.encoder_min_s)),
+    )
+    kind = WhisperBackend if pad is None else BatchedWhisperBackend
+    return kind(options)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One grid point's pooled figures."""
+
+    point: dict[str, str]
+    wer: float
+    word_final_p50: float
+    word_final_p95: float
+    first_result_p50: float
+    cpu_per_audio_s: float
+    decodes_per_audio_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "point": self.point,
+            "wer": self.wer,
+            "word_final_p50": self.word_final_p50,
+            "word_final_p95": self.word_final_p95,
+            "first_result_p50": self.first_result_p50,
+            "cpu_per_audio_s": self.cpu_per_audio_s,
+            "decodes_per_audio_s": self.decodes_per_audio_s,
+        }
+
+
+def pool(point: dict[str, str], replays: Sequence[tuple[str, float | None, Replay]]) -> Row:
+    """Pool ``(reference, speech onset, replay)`` of every recording into one row."""
+    wer = score((ref, r.text) for ref, _, r in replays)
+    finals = summarize(v for _, _, r in replays for v in r.word_final_latencies())
+    first = summarize(
+        r.first_result - onset for _, onset, r in replays if r.first_result is not None and onset is not None
+    )
+    audio = sum(r.audio_s for _, _, r in replays) or 1.0
+    return Row(
+        point=point,
+        wer=wer.wer if wer else float("nan"),
+        word_final_p50=finals.p50 if finals else float("nan"),
+        word_final_p95=finals.p95 if finals else float("nan"),
+        first_result_p50=first.p50 if first else float("nan"),
+        cpu_per_audio_s=sum(r.cpu_s for _, _, r in replays) / audio,
+        decodes_per_audio_s=sum(r.decodes for _, _, r in replays) / audio,
+    )
+
+
+def frontier(rows: Sequence[Row]) -> list[bool]:
+    """Whether each row is undominated on (WER, word-final p50, CPU per audio second)."""
+
+    def key(r: Row) -> tuple[float, float, float]:
+        return (r.wer, r.word_final_p50, r.cpu_per_audio_s)
+
+    flags = []
+    for row in rows:
+        mine = key(row)
+        dominated = any(
+            all(a <= b for a, b in zip(key(o), mine, strict=True)) and key(o) != mine for o in rows if o is not row
+        )
+        flags.append(not dominated)
+    return flags
+
+
+def table(rows: Sequence[Row], offline_wer: float | None = None) -> str:
+    """The sweep as Markdown, best WER first, frontier rows marked."""
+    flags = dict(zip(map(id, rows), frontier(rows), strict=True))
+    knobs = sorted({k for r in rows for k in r.point})
+    head = [*knobs, "WER", "penalty vs offline b1", "word final p50 / p95", "first result p50", "CPU s / audio s",
+            "decodes / audio s", "frontier"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    for row in sorted(rows, key=lambda r: (r.wer, r.word_final_p50)):
+        penalty = f"{100 * (row.wer - offline_wer):+.1f} pts" if offline_wer is not None else "-"
+        cells = [row.point.get(k, "default") for k in knobs] + [
+            f"{100 * row.wer:.1f}%",
+            penalty,
+            f"{row.word_final_p50:.2f} / {row.word_final_p95:.2f}",
+            f"{row.first_result_p50:.2f}",
+            f"{row.cpu_per_audio_s:.3f}",
+            f"{row.decodes_per_audio_s:.2f}",
+            "*" if flags[id(row)] else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sweep(
+    clips: Sequence[tuple[str, Any, float | None]],
+    grid: Mapping[str, Sequence[str]],
+    model_path: str,
+    progress: Callable[[str], None],
+    cpu_threads: int = 0,
+    tail_s: float = 1.0,
+) -> list[Row]:
+    """Replay ``(reference, audio, speech onset)`` clips at every grid point."""
+    rows = []
+    backends: dict[tuple[tuple[str, str], ...], Backend] = {}
+    for point in combinations(grid):
+        key = backend_key(point)
+        if key not in backends:
+            backends[key] = make_backend(model_path, key, cpu_threads)
+        started = time.perf_counter()
+        config = transcriber_config(point)
+        replays = [(ref, onset, replay(audio, config, backends[key], tail_s)) for ref, audio, onset in clips]
+        row = pool(point, replays)
+        rows.append(row)
+        progress(
+            f"{point or 'defaults'}: WER {100 * row.wer:.1f}%, word final p50 {row.word_final_p50:.2f} s, "
+            f"CPU {row.cpu_per_audio_s:.3f} s/s ({time.perf_counter() - started:.0f} s)"
+        )
+    return rows
+
+
+def write(out: Path, rows: Sequence[Row], offline_wer: float | None, meta: Mapping[str, Any]) -> None:
+    """``tune.json`` and ``tune.md`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    body = {**meta, "offline_beam1_wer": offline_wer, "rows": [r.as_dict() for r in rows]}
+    (out / "tune.json").write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+    (out / "tune.md").write_text(table(rows, offline_wer) + "\n", encoding="utf-8")

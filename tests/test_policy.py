@@ -1,0 +1,72 @@
+"""The streaming policy's pure core: when a decode is due, which words may be committed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.core.policy import DecodePolicy, commit_horizon
+from gateway.core.transcriber import ChannelTranscriber, TranscriberConfig
+from gateway.core.types import DecodeResult, Word
+from tests import speech
+
+
+def test_no_decode_before_a_step_of_new_audio() -> None:
+    policy = DecodePolicy(step_s=0.5)
+    assert not policy.due(0.49, new_voiced=True, unstable=True, quiet_decodes_done=0)
+    assert policy.due(0.5, new_voiced=True, unstable=False, quiet_decodes_done=0)
+
+
+def test_silence_is_decoded_only_to_confirm_waiting_words() -> None:
+    policy = DecodePolicy(step_s=0.5, quiet_decodes=1)
+    assert not policy.due(2.0, new_voiced=False, unstable=False, quiet_decodes_done=0)
+    assert policy.due(2.0, new_voiced=False, unstable=True, quiet_decodes_done=0)
+    assert not policy.due(2.0, new_voiced=False, unstable=True, quiet_decodes_done=1)
+    assert not DecodePolicy(quiet_decodes=0).due(2.0, new_voiced=False, unstable=True, quiet_decodes_done=0)
+
+
+def test_commit_horizon_keeps_right_context() -> None:
+    assert commit_horizon(10.0, DecodePolicy(edge_s=0.6)) == 10.0 - 0.6
+
+
+def _feed(core: ChannelTranscriber, pcm: np.ndarray) -> None:
+    floats = pcm.astype(np.float32) / 32768.0
+    for i in range(0, len(floats), 320):
+        core.push(floats[i : i + 320])
+
+
+def test_pause_without_new_speech_stops_interim_decodes() -> None:
+    # Endpointing off: a pause is finalised only after 800 ms; until then at most
+    # one decode over the silence (to confirm the unstable word), not one per step.
+    config = TranscriberConfig(endpointing_ms=None, interim_step_s=0.2, quiet_decodes=1, final_after_s=None)
+    core = ChannelTranscriber(config)
+    _feed(core, np.concatenate([speech.silence(0.5), speech.espeak("hello there"), speech.silence(0.05)]))
+    decodes = 0
+    word = Word("hello", 0.6, 0.9, 0.9)
+    while (request := core.next_request()) is not None:
+        decodes += 1
+        core.complete(DecodeResult((word,), 0.0))
+    assert decodes == 1
+    quiet = 0
+    for _ in range(30):  # 0.6 s of silence, 20 ms at a time: below the 800 ms pause
+        _feed(core, speech.silence(0.02))
+        if (request := core.next_request()) is not None:
+            if request.final:  # the pause became long enough to finalise
+                break
+            quiet += 1
+            core.complete(DecodeResult((word,), 0.0))
+    assert quiet <= config.quiet_decodes
+
+
+def test_words_near_the_window_edge_wait_for_right_context() -> None:
+    config = TranscriberConfig(commit_edge_s=1.0, final_after_s=None, endpointing_ms=None)
+    core = ChannelTranscriber(config)
+    _feed(core, np.concatenate([speech.silence(0.5), speech.espeak("one two three four five six")]))
+    end = core.time
+    near = Word("six", end - 0.5, end - 0.2, 0.9)
+    early = Word("one", 0.6, 0.9, 0.9)
+    for _ in range(2):  # two agreeing decodes of the same window
+        request = core.next_request()
+        assert request is not None
+        core.complete(DecodeResult((early, near), 0.0))
+        _feed(core, speech.espeak("seven")[:8000])
+    assert [w.text for w in core.agreement.committed] == ["one"]

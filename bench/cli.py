@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run|report|soak|setup-peers``."""
+"""Command line: ``python -m bench run|tune|report|soak|setup-peers``."""
 
 from __future__ import annotations
 

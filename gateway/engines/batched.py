@@ -185,3 +185,15 @@ def _pad_or_trim(mel: np.ndarray, frames: int) -> np.ndarray:
     if mel.shape[-1] >= frames:
         return np.ascontiguousarray(mel[:, :frames])
     return np.pad(mel, ((0, 0), (0, frames - mel.shape[-1])))
+
+
+def make_backend(options: WhisperOptions) -> WhisperBackend:
+    """The backend these options want (blocking: loads the model).
+
+    A GPU wants many windows per call; on a CPU the batched path (one window a
+    call) is what encodes a shortened input. A full 30 s encode one window a call
+    keeps faster-whisper's own ``transcribe`` (temperature fallback).
+    """
+    if options.max_batch > 1 or options.encoder_pad_s is not None:
+        return BatchedWhisperBackend(options)
+    return WhisperBackend(options)

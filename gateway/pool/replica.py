@@ -19,8 +19,8 @@ from ray.serve import Application
 
 from gateway.core.types import SAMPLE_RATE, Backend, DecodeRequest, DecodeResult
 from gateway.engines import models
-from gateway.engines.batched import BatchedWhisperBackend
-from gateway.engines.whisper import WhisperBackend, WhisperOptions, resolve_device
+from gateway.engines.batched import make_backend
+from gateway.engines.whisper import WhisperOptions, resolve_device
 from gateway.pool.config import PoolConfig
 
 
@@ -28,7 +28,6 @@ def load_backend(config: PoolConfig) -> Backend:
     """Load the model as the replica's resources allow (blocking)."""
     device = resolve_device(config.device)
     max_batch = config.max_batch or (32 if device == "cuda" else 1)
-    kind = BatchedWhisperBackend if max_batch > 1 else WhisperBackend
     options = WhisperOptions(
         model_path=str(models.resolve(config.model)),
         name=config.model if "/" not in config.model else os.path.basename(config.model.rstrip("/")),
@@ -37,7 +36,7 @@ def load_backend(config: PoolConfig) -> Backend:
         cpu_threads=config.cpu_threads,
         max_batch=max_batch,
     )
-    backend = kind(options)
+    backend = make_backend(options)
     backend.decode_batch([DecodeRequest(np.zeros(SAMPLE_RATE, np.float32), offset=0.0)])  # warm up
     return backend
 

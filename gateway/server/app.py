@@ -32,10 +32,10 @@ from gateway.core.params import StreamParams, parse_params
 from gateway.core.types import SAMPLE_RATE, Backend, DecodeRequest
 from gateway.engines import models
 from gateway.engines.base import Engine
-from gateway.engines.batched import BatchedWhisperBackend
+from gateway.engines.batched import make_backend
 from gateway.engines.local import WhisperEngine
 from gateway.engines.scheduler import Scheduler
-from gateway.engines.whisper import WhisperBackend, WhisperOptions, resolve_device
+from gateway.engines.whisper import WhisperOptions, resolve_device
 from gateway.protocols.listen_session import ListenSession, Sink
 from gateway.protocols.twilio_session import TwilioSession
 from gateway.server.auth import Principal, authenticate, split_subprotocols
@@ -90,12 +90,7 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
     max_batch = config.max_batch or (16 if device == "cuda" else 1)
     for spec in specs:
         path = models.resolve(spec.path)
-        # A GPU wants many windows per call; on a CPU the batched path (one window a
-        # call) is what encodes a shortened input. A full 30 s encode one window a call
-        # keeps faster-whisper's own transcribe (temperature fallback).
-        shortened = config.encoder_pad_s is not None
-        kind = BatchedWhisperBackend if max_batch > 1 or shortened else WhisperBackend
-        backends[spec.name] = kind(
+        backends[spec.name] = make_backend(
             WhisperOptions(
                 model_path=str(path),
                 name=spec.name,

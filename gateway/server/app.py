@@ -42,6 +42,7 @@ from gateway.server.dispatch import EngineRouter
 from gateway.server.http import error_response, json_response
 from gateway.server.httpbody import connection_class
 from gateway.server.prerecorded import PrerecordedDoors
+from gateway.server.realtime import RealtimeDoor
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ class Gateway:
         self.ws_routes.update(self.callcenter.ws_routes)
         self.http_routes.update(self.callcenter.http_routes)
         self.ws_checks.update(self.callcenter.ws_checks)
+        self.realtime = RealtimeDoor(self)
+        self.ws_routes.update(self.realtime.ws_routes)
+        self.ws_checks.update(self.realtime.ws_checks)
         self.files = PrerecordedDoors(self)
         """Pre-recorded POST routes (Deepgram /v1/listen, OpenAI /v1/audio/transcriptions)."""
         self.static_dir = Path(config.static_dir) if config.static_dir else STATIC_DIR

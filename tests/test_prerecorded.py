@@ -11,6 +11,7 @@ import asyncio
 import io
 import itertools
 import wave
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -184,14 +185,17 @@ async def test_file_and_live_stream_share_the_model(gateway: Gateway, speech_wav
 # -- OpenAI --------------------------------------------------------------------------
 
 
-def openai_client(gateway: Gateway) -> Any:
+@pytest.fixture
+def openai_sdk(gateway: Gateway) -> Iterator[Any]:
+    """The sync openai client, closed after the test (no socket left open)."""
     from openai import OpenAI
 
-    return OpenAI(api_key="test-key", base_url=f"{base(gateway)}/v1", max_retries=0, timeout=120)
+    with OpenAI(api_key="test-key", base_url=f"{base(gateway)}/v1", max_retries=0, timeout=120) as client:
+        yield client
 
 
-async def test_openai_sdk_json_and_text(gateway: Gateway, speech_wav: bytes) -> None:
-    client = openai_client(gateway)
+async def test_openai_sdk_json_and_text(openai_sdk: Any, speech_wav: bytes) -> None:
+    client = openai_sdk
 
     def run() -> tuple[Any, Any]:
         as_json = client.audio.transcriptions.create(model="whisper-1", file=("speech.wav", speech_wav))
@@ -205,8 +209,8 @@ async def test_openai_sdk_json_and_text(gateway: Gateway, speech_wav: bytes) -> 
     assert isinstance(as_text, str) and wer(REFERENCE, as_text) < 0.5
 
 
-async def test_openai_sdk_verbose_json_with_words(gateway: Gateway, speech_wav: bytes) -> None:
-    client = openai_client(gateway)
+async def test_openai_sdk_verbose_json_with_words(openai_sdk: Any, speech_wav: bytes) -> None:
+    client = openai_sdk
     result = await asyncio.to_thread(
         client.audio.transcriptions.create,
         model="whisper-1",
@@ -222,8 +226,8 @@ async def test_openai_sdk_verbose_json_with_words(gateway: Gateway, speech_wav: 
 
 
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
-async def test_openai_sdk_subtitles(gateway: Gateway, speech_wav: bytes, fmt: str) -> None:
-    client = openai_client(gateway)
+async def test_openai_sdk_subtitles(openai_sdk: Any, speech_wav: bytes, fmt: str) -> None:
+    client = openai_sdk
     result = await asyncio.to_thread(
         client.audio.transcriptions.create, model="whisper-1", file=("speech.wav", speech_wav), response_format=fmt
     )
@@ -236,10 +240,10 @@ async def test_openai_sdk_subtitles(gateway: Gateway, speech_wav: bytes, fmt: st
     assert "lazy dog" in result.lower()
 
 
-async def test_openai_sdk_errors(gateway: Gateway) -> None:
+async def test_openai_sdk_errors(openai_sdk: Any) -> None:
     import openai
 
-    client = openai_client(gateway)
+    client = openai_sdk
     with pytest.raises(openai.BadRequestError) as caught:
         await asyncio.to_thread(
             client.audio.transcriptions.create, model="whisper-1", file=("x.wav", b"not audio" * 30)

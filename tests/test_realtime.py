@@ -57,8 +57,10 @@ def completed(events: list[Any]) -> list[Any]:
 @pytest.mark.model
 async def test_openai_realtime_server_vad_turns(gateway: Gateway) -> None:
     pcm = speech.utterances(SENTENCES, rate=24_000, gap_s=1.5).astype("<i2").tobytes()
-    client = openai_client(gateway.port)
-    async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
+    async with (
+        openai_client(gateway.port) as client,
+        client.realtime.connect(extra_query={"intent": "transcription"}) as conn,
+    ):
         created = await conn.recv()
         assert created.type == "session.created"
         await conn.session.update(
@@ -100,8 +102,10 @@ async def test_openai_realtime_manual_commit_g711(gateway: Gateway) -> None:
 
     samples = speech.espeak(SENTENCES[1], rate=8_000).astype(np.float32) / 32768.0
     audio = encode_mulaw(samples)
-    client = openai_client(gateway.port)
-    async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
+    async with (
+        openai_client(gateway.port) as client,
+        client.realtime.connect(extra_query={"intent": "transcription"}) as conn,
+    ):
         await conn.recv()  # session.created
         await conn.session.update(
             session={

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-streams", type=int, default=64, help="concurrent streams; more are closed with 1013")
     lim.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="largest WebSocket frame accepted")
+    lim.add_argument("--max-upload-bytes", type=int, default=100 << 20, help="largest pre-recorded upload accepted")
     lim.add_argument("--idle-timeout", type=float, default=10.0, help="seconds without audio or message before 1011")
     s = p.add_argument_group("streaming")
     s.add_argument("--min-endpointing-ms", type=int, default=300, help="floor for the client's endpointing")
@@ -196,6 +197,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         api_keys=keys,
         max_streams=args.max_streams,
         max_frame_bytes=args.max_frame_bytes,
+        max_upload_bytes=args.max_upload_bytes,
         idle_timeout_s=args.idle_timeout,
         transcriber=transcriber,
         relay=relay_cli.relay_config(args),

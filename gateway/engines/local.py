@@ -25,7 +25,7 @@ from gateway.core.transcriber import (
     Transcript,
     UtteranceEnd,
 )
-from gateway.core.types import Word
+from gateway.core.types import SAMPLE_RATE, Audio, DecodeRequest, Word
 from gateway.engines.base import Emit, Fail, Usage
 from gateway.engines.scheduler import Scheduler
 
@@ -57,6 +57,30 @@ class WhisperEngine:
             utterance_end_ms=params.utterance_end_ms,
             vad_events=params.vad_events,
         )
+
+    async def transcribe_file(self, audio: Audio, prompt: str = "", hotwords: str = "") -> list[tuple[Word, ...]]:
+        """A whole file's segments (file times), decoded on this engine's one model.
+
+        A backend with ``file_segments`` (faster-whisper's own long-form loop)
+        is stepped one window per worker call; any other backend gets the file
+        as consecutive 30-s windows through the scheduler.
+        """
+        scheduler = self.scheduler
+        file_segments = getattr(scheduler.backend, "file_segments", None)
+        segments: list[tuple[Word, ...]] = []
+        if file_segments is None:
+            step = 30 * SAMPLE_RATE
+            for start in range(0, len(audio), step):
+                request = DecodeRequest(audio[start : start + step], start / SAMPLE_RATE, prompt, final=True)
+                result = await scheduler.decode(request)
+                if result.words:
+                    segments.append(result.words)
+            return segments
+        iterator = await scheduler.run_blocking(lambda: iter(file_segments(audio, prompt, hotwords)))
+        while (segment := await scheduler.run_blocking(next, iterator, None)) is not None:
+            segments.append(segment)
+        scheduler.stats.audio_s += len(audio) / SAMPLE_RATE
+        return segments
 
     def open_stream(
         self,

@@ -15,7 +15,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -23,6 +25,7 @@ import anyio.to_thread
 from gateway.core.types import Backend, DecodeRequest, DecodeResult
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -73,6 +76,14 @@ class Scheduler:
         (self._urgent if request.final else self._normal).append(_Job(request, future))
         self._wake.set()
         return await future
+
+    async def run_blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` in the model's worker, between batches (one model user at a time).
+
+        Whole-file decodes use it one window at a time, so live streams'
+        batches interleave with a long file instead of waiting for all of it.
+        """
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     def _take_batch(self) -> list[_Job]:
         batch: list[_Job] = []

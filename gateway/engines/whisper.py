@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.core.guard import GuardConfig, cut_repetitions, keep_segment
-from gateway.core.types import DecodeRequest, DecodeResult, Word
+from gateway.core.types import Audio, DecodeRequest, DecodeResult, Word
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,33 @@ class WhisperBackend:
         )
         words = _segments_to_words(segments, request.offset, options.guard)
         return DecodeResult(tuple(words), time.perf_counter() - started)
+
+    def file_segments(self, audio: Audio, prompt: str = "", hotwords: str = "") -> Iterator[tuple[Word, ...]]:
+        """A whole file, lazily: each ``next`` decodes at most one 30-s window (call from the worker).
+
+        Unlike a live window, a file is decoded as faster-whisper does it
+        natively: previous text conditions the next window, and its Silero
+        VAD skips the silences (where Whisper would invent words).
+        """
+        options = self.options
+        segments, _info = self.model.transcribe(
+            audio,
+            language="en" if self.english_only else options.language,
+            beam_size=options.final_beam_size,
+            initial_prompt=prompt or None,
+            hotwords=hotwords or None,
+            word_timestamps=True,
+            condition_on_previous_text=True,
+            vad_filter=True,
+            temperature=(0.0, 0.2, 0.4, 0.6),
+            compression_ratio_threshold=options.guard.compression_ratio_threshold,
+            log_prob_threshold=options.guard.log_prob_threshold,
+            no_speech_threshold=options.guard.no_speech_threshold,
+        )
+        for segment in segments:
+            words = _segments_to_words([segment], 0.0, options.guard)
+            if words:
+                yield tuple(words)
 
 
 def _segments_to_words(segments: Any, offset: float, guard: GuardConfig) -> list[Word]:

@@ -43,6 +43,7 @@ from gateway.server.calls import CallCenter
 from gateway.server.config import ModelSpec, ServerConfig
 from gateway.server.dispatch import EngineRouter
 from gateway.server.http import body_response, error_response, json_response
+from gateway.server.httpbody import connection_class
 from gateway.server.metrics import (
     CONTENT_TYPE,
     GatewayMetrics,
@@ -51,6 +52,8 @@ from gateway.server.metrics import (
     server_gauges,
     store_writable,
 )
+from gateway.server.prerecorded import PrerecordedDoors
+from gateway.server.realtime import RealtimeDoor
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,11 @@ class Gateway:
         self.ws_routes.update(self.callcenter.ws_routes)
         self.http_routes.update(self.callcenter.http_routes)
         self.ws_checks.update(self.callcenter.ws_checks)
+        self.realtime = RealtimeDoor(self)
+        self.ws_routes.update(self.realtime.ws_routes)
+        self.ws_checks.update(self.realtime.ws_checks)
+        self.files = PrerecordedDoors(self)
+        """Pre-recorded POST routes (Deepgram /v1/listen, OpenAI /v1/audio/transcriptions)."""
         self.static_dir = Path(config.static_dir) if config.static_dir else STATIC_DIR
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -174,6 +182,8 @@ class Gateway:
             max_size=self.config.max_frame_bytes,
             max_queue=64,
             server_header="transcription-gateway",
+            create_connection=connection_class(self.config.max_upload_bytes, self.config.file_timeout_s),
+            open_timeout=None,  # BodyConnection times the request and the answer itself
         )
         return self
 
@@ -193,6 +203,8 @@ class Gateway:
     def process_request(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
         url = urlsplit(request.path)
         path = url.path.rstrip("/") or "/"
+        if request.method != "GET":
+            return self._post(path, request)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             if path == LISTEN_PATH:
                 return self._listen_probe(request)
@@ -297,6 +309,12 @@ class Gateway:
                 )
                 return Response(200, "OK", headers, body)
         return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"nothing at {path}"})
+
+    def _post(self, path: str, request: Request) -> Response | Awaitable[Response]:
+        route = self.files.post_routes.get(path)
+        if route is None or request.method != "POST":
+            return json_response(405, {"err_code": "METHOD_NOT_ALLOWED", "err_msg": f"{request.method} {path}"})
+        return route(request)
 
     def _config_route(self, request: Request) -> Response:
         return json_response(

@@ -44,6 +44,10 @@ class ServerConfig:
     max_streams: int = 64
     max_frame_bytes: int = 1 << 20
     idle_timeout_s: float = 10.0
+    max_upload_bytes: int = 100 << 20
+    """Largest pre-recorded upload (POST body) accepted; larger ones get 413."""
+    file_timeout_s: float = 600.0
+    """Longest a pre-recorded request may take to answer once uploaded."""
     transcriber: TranscriberConfig = TranscriberConfig()
     static_dir: str | None = None
     """Serve the captions page from here instead of the packaged one."""

@@ -17,6 +17,8 @@ REASONS = {
     402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
     426: "Upgrade Required",
     503: "Service Unavailable",
 }

@@ -318,7 +318,14 @@ class Gateway:
         await self.callcenter.begin_listen(request_id, params, principal.tenant)
         self.active[request_id] = session
         self.router.ledger.start(request_id, principal.tenant, session.stream.usage)
-        log.info("stream %s opened: tenant %s, engine %s", request_id, principal.tenant, engine.name)
+        log.info(
+            "stream %s opened: tenant %s, engine %s, query %s, user agent %r",
+            request_id,
+            principal.tenant,
+            engine.name,
+            redacted_query(urlsplit(connection.request.path).query),
+            connection.request.headers.get("User-Agent", ""),
+        )
         try:
             await session.run()
         finally:
@@ -344,3 +351,17 @@ async def run(config: ServerConfig) -> None:
     async with Gateway(config) as gateway:
         log.info("gateway listening on ws://%s:%d%s", config.host, gateway.port, LISTEN_PATH)
         await asyncio.Future()
+
+
+_SECRET_PARAMS = ("key", "token", "secret", "password", "auth", "signature")
+
+
+def redacted_query(query: str) -> str:
+    """The query string for logs, with any credential-like parameter's value replaced."""
+    parts = []
+    for part in query.split("&"):
+        name, sep, value = part.partition("=")
+        if sep and any(s in name.lower() for s in _SECRET_PARAMS):
+            value = "REDACTED"
+        parts.append(f"{name}{sep}{value}")
+    return "&".join(parts)

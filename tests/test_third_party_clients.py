@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import re
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -53,7 +56,9 @@ class Recorder:
         self.sent.append((request_id, session.protocol.state if session else None, message))
 
 
-async def run_client(python: Path, script: str, config: dict[str, Any], out: Path) -> list[dict[str, Any]]:
+async def run_client(
+    python: Path | str, script: str, config: dict[str, Any], out: Path, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     config = {**config, "out": str(out)}
     proc = await asyncio.create_subprocess_exec(
         str(python),
@@ -61,10 +66,12 @@ async def run_client(python: Path, script: str, config: dict[str, Any], out: Pat
         json.dumps(config),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
+    _stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode == 0, stderr.decode()[-3000:]
-    return [json.loads(line) for line in out.read_text().splitlines()]
+    lines = await asyncio.to_thread(out.read_text)
+    return [json.loads(line) for line in lines.splitlines()]
 
 
 def transcripts(events: list[dict[str, Any]], until: str = "finished") -> list[dict[str, Any]]:
@@ -82,12 +89,13 @@ def text(results: list[dict[str, Any]]) -> str:
 
 
 async def test_legacy_sdk_finish_keeps_the_last_utterance(
-    backend: Backend, legacy_sdk: client_envs.PythonClient, clip: Path, tmp_path: Path
+    backend: Backend, legacy_sdk: client_envs.PythonClient, clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Defects 1 and 2: ``LiveOptions()`` (model "None") connects, and the SDK's own finish() (CloseStream,
     0.5 s, close) gets the last final and Metadata; no interim follows CloseStream; the store has it all."""
     from gateway.server.app import Gateway
 
+    caplog.set_level(logging.INFO, logger="gateway.server.app")
     config = make_config(store_path=str(tmp_path / "t.sqlite3"))
     async with Gateway(config, backends={"tiny.en": backend}) as gw:
         recorder = Recorder(gw)
@@ -103,10 +111,12 @@ async def test_legacy_sdk_finish_keeps_the_last_utterance(
         assert "start_failed" not in kinds, "LiveOptions() without a model must connect"
         before_close = transcripts(events)
         heard = text(before_close)
+
         assert "station" in heard and "clock" in heard, f"{legacy_sdk.version}: last utterance lost: {heard!r}"
         assert "Metadata" in kinds[: kinds.index("finished")], "Metadata before the SDK closed the socket"
         interims_after = [
-            m for _, state, m in recorder.sent
+            m
+            for _, state, m in recorder.sent
             if m.get("type") == "Results" and not m["is_final"] and state is not State.OPEN
         ]
         assert not interims_after, "no interim after CloseStream"
@@ -114,3 +124,98 @@ async def test_legacy_sdk_finish_keeps_the_last_utterance(
         url = f"http://127.0.0.1:{gw.port}/v1/transcripts/{request_id}?format=text"
         stored = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read().decode())
         assert "station" in stored.lower()
+
+        # Defect 8: the stream's log line names what the client asked for and who it is.
+        opened = [r.getMessage() for r in caplog.records if " opened: " in r.getMessage()]
+        assert opened and "encoding=linear16" in opened[0] and "sample_rate=16000" in opened[0]
+        assert re.search(r"user agent '[^']+'", opened[0]), opened[0]
+
+
+# -- every client: Finalize, Configure, interims, endpointing ---------------------------------------------
+
+
+@pytest.fixture(scope="session", params=["dg3", "dg4", "dg7", "node"])
+def any_client(request: pytest.FixtureRequest) -> tuple[str, str, str, dict[str, str]]:
+    """(name and version, interpreter, script, environment) of one unmodified client."""
+    try:
+        if request.param == "node":
+            node = client_envs.node_client()
+            return f"node-sdk {node.version}", node.node, "dg_node.cjs", {"NODE_PATH": str(node.modules)}
+        if request.param == "dg7":
+            sdk = client_envs.main_client()
+            return f"python-sdk {sdk.version}", str(sdk.python), "dg_v7.py", {}
+        sdk = client_envs.python_client(request.param)
+        return f"python-sdk {sdk.version}", str(sdk.python), "dg_legacy.py", {}
+    except client_envs.ClientEnvError as exc:
+        pytest.skip(f"could not install the {request.param} client: {exc}")
+
+
+def results_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results messages, whichever way the client names them (Transcript event, ListenV1Results, "Results")."""
+    return [e["body"] for e in events if e["event"] in ("Transcript", "ListenV1Results", "Results")]
+
+
+def words_of(result: dict[str, Any]) -> list[dict[str, Any]]:
+    words: list[dict[str, Any]] = result["channel"]["alternatives"][0]["words"]
+    return words
+
+
+def configure_failures(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for e in events:
+        body = e["body"]
+        if isinstance(body, dict) and isinstance(body.get("raw"), str):
+            body = body["raw"]  # deepgram-sdk 3.x/4.x hand unknown types over as Unhandled, raw
+        if isinstance(body, str) and '"ConfigureFailure"' in body:
+            found.append(json.loads(body))
+        elif isinstance(body, dict) and body.get("type") == "ConfigureFailure":
+            found.append(body)
+    return found
+
+
+async def test_finalize_configure_and_interims(
+    backend: Backend, any_client: tuple[str, str, str, dict[str, str]], clip: Path, tmp_path: Path
+) -> None:
+    """Defects 3, 4, 6, 7 with each real client: the words pending at Finalize carry from_finalize (no empty
+    from_finalize result after them); ConfigureFailure has a documented code; interims end at word boundaries;
+    words interims showed on audio heard to its end are in the final, and no final word was made up."""
+    from gateway.server.app import Gateway
+
+    name, exe, script, env = any_client
+    async with Gateway(make_config(), backends={"tiny.en": backend}) as gw:
+        options = {"encoding": "linear16", "sample_rate": 16000, "interim_results": True, "endpointing": "false"}
+        if script != "dg_legacy.py":
+            options["model"] = "nova-3"
+        config = {
+            "url": f"http://127.0.0.1:{gw.port}",
+            "wav": str(clip),
+            "options": options,
+            "finalize": True,
+            "configure": script != "dg_node.cjs",  # the Node SDK's v1 socket has no Configure sender
+        }
+        events = await run_client(exe, script, config, tmp_path / "events.jsonl", env)
+    results = results_of(events)
+    finals = [r for r in results if r["is_final"]]
+    last = next(r for r in finals if "clock" in r["channel"]["alternatives"][0]["transcript"].lower())
+    assert last["from_finalize"], f"{name}: the words flushed by Finalize carry from_finalize"
+    assert not [r for r in finals if r["from_finalize"] and not words_of(r)], "no empty from_finalize result after"
+    if config["configure"]:
+        failures = configure_failures(events)
+        assert failures, f"{name}: ConfigureFailure received and parsed"
+        assert failures[0]["code"] in ("CONFIGURE_KEYTERMS_NOT_SUPPORTED", "CONFIGURE_INTERNAL_ERROR")
+    interims = [r for r in results if not r["is_final"]]
+    assert interims
+    for r in interims:
+        words = words_of(r)
+        if words:
+            assert words[-1]["end"] <= r["start"] + r["duration"] - 0.19, f"{name}: interim ends in a cut word: {r}"
+    for final in finals:
+        final_words = [w["word"] for w in words_of(final)]
+        if not final_words:
+            continue
+        end = words_of(final)[-1]["end"]
+        heard_to_end = [r for r in interims if r["start"] == final["start"] and r["start"] + r["duration"] >= end]
+        for r in heard_to_end:
+            missing = [w["word"] for w in words_of(r) if w["word"] not in final_words]
+            assert not missing, f"{name}: interim words {missing} vanished from the final {final_words}"
+    assert "thank you" not in " ".join(r["channel"]["alternatives"][0]["transcript"].lower() for r in finals)

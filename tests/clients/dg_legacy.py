@@ -18,7 +18,11 @@ from deepgram import DeepgramClient, DeepgramClientOptions, LiveOptions, LiveTra
 def main() -> None:
     config = json.loads(sys.argv[1])
     lock = threading.Lock()
-    out = open(config["out"], "w")
+    with open(config["out"], "w") as out:
+        run(config, lock, out)
+
+
+def run(config: dict, lock: threading.Lock, out) -> None:
 
     def record(kind: str, body: object) -> None:
         with lock:
@@ -26,7 +30,10 @@ def main() -> None:
             out.flush()
 
     def handler(kind: str):
-        def on(_client, result=None, **_kwargs):
+        def on(_client, *args, **kwargs):
+            # The SDK passes the parsed message by a keyword named after its kind (result, metadata, unhandled...).
+            named = ("result", "metadata", "unhandled", "error", "close", "utterance_end", "speech_started")
+            result = args[0] if args else next((kwargs[k] for k in named if k in kwargs), None)
             to_dict = getattr(result, "to_dict", None)
             body = to_dict() if callable(to_dict) else getattr(result, "raw", None) or str(result)
             record(kind, body)
@@ -58,7 +65,6 @@ def main() -> None:
     record("finish_called", None)
     conn.finish()
     record("finished", None)
-    out.close()
 
 
 if __name__ == "__main__":

@@ -154,6 +154,8 @@ def parse_params(query: str) -> StreamParams:
         raise BadRequest(f"parameter 'language' is not a BCP-47 tag: {language!r}")
 
     model = _one(values, "model")
+    if model is not None and model.strip().lower() in ("", "none", "null"):
+        model = None  # deepgram-sdk 3.x sends its default, the string "None": no model asked for
     engine = _one(values, "engine")
 
     return StreamParams(

@@ -21,7 +21,7 @@ window; LocalAgreement-2 commits stable words. Finals come
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
@@ -33,6 +33,15 @@ from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDet
 
 EDGE_S = DecodePolicy().edge_s
 """Words ending this close to the end of a decoded window are not committed yet (default)."""
+
+INTERIM_EDGE_S = 0.2
+"""Interims stop before a word ending this close to the decoded end: it is likely cut ("greasy w")."""
+
+HEARD_SLACK_S = 0.4
+"""A final's word starting this long after the last voiced audio was not heard (Whisper's "Thank you.")."""
+
+PAUSE_DECODE_MS = 120
+"""Unvoiced audio after speech that triggers a decode at once, so the endpoint's final is ready when it comes."""
 
 _CLAUSE_END = (".", "?", "!", ",", ";", ":")
 
@@ -106,6 +115,8 @@ class _InFlight:
     request: DecodeRequest
     flush: FlushReason | None
     end_sample: int
+    labels: set[FlushReason] = field(default_factory=set)
+    """Every flush this decode answers; non-empty on an interim decode adopted as the flush."""
 
 
 class ChannelTranscriber:
@@ -142,6 +153,9 @@ class ChannelTranscriber:
         self._decoded_until = origin
         self._in_flight: _InFlight | None = None
         self._flush: FlushReason | None = None
+        self._labels: set[FlushReason] = set()  # every reason the pending flush answers
+        self._heard_until = origin  # stream sample where the last completed decode's audio ended
+        self._closing = False  # CloseStream or disconnect: no more interims
         self._flush_until = 0  # stream sample where the pending flush cuts the window
         self._speech_after_cut = False  # speech began after that cut
         self._queued_endpoint: int | None = None  # and ended too, before the flush was done
@@ -174,23 +188,27 @@ class ChannelTranscriber:
         for vad_event in self.vad.feed(vad_audio):
             if isinstance(vad_event, SpeechStart):
                 self._speech_since_final = True
-                if self._flush is not None:
+                if self._flushing:
                     self._speech_after_cut = True
                 if self.config.vad_events:
                     events.append(SpeechStarted(vad_event.time))
-            elif isinstance(vad_event, SpeechEnd) and self._flush is not None and self._speech_after_cut:
+            elif isinstance(vad_event, SpeechEnd) and self._flushing and self._speech_after_cut:
                 # A whole second utterance went by while the first waits for its final.
                 self._queued_endpoint = self.samples
             elif isinstance(vad_event, SpeechEnd) and self._speech_since_final and self._flush is None:
                 endpointing = self.config.endpointing_ms is not None
-                self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
                 # The utterance ends here even if its final decode starts later (a
                 # busy model): speech after this point belongs to the next one.
-                self._flush_until = self.samples
+                self.request_flush(FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE)
         if not self._speech_since_final and self._in_flight is None and not self.agreement.pending:
             self._drop_silence()
+        events.extend(self.immediate_flush())
         events.extend(self._check_utterance_end())
         return events
+
+    def _covers(self, end_sample: int) -> bool:
+        """Whether audio decoded up to ``end_sample`` holds every voiced frame heard so far."""
+        return round(self.vad.last_voiced_end * SAMPLE_RATE) <= end_sample and not self._speech_after_cut
 
     def _window(self) -> Audio:
         if self._chunks:
@@ -214,10 +232,31 @@ class ChannelTranscriber:
     # -- decode scheduling ------------------------------------------------
 
     def request_flush(self, reason: FlushReason) -> None:
-        """Ask for a final covering everything received (Finalize or close)."""
+        """Ask for a final covering everything received (endpoint, Finalize or close).
+
+        A decode in flight that already hears every voiced frame answers the
+        flush itself (its words are what the interims showed, and nothing is
+        decoded twice); so does the last decode when none is in flight (see
+        :meth:`immediate_flush`). The labels of every reason it answers go on
+        that one final: Finalize just after an endpoint gives one result with
+        both ``speech_final`` and ``from_finalize``.
+        """
+        if reason is FlushReason.CLOSE:
+            self._closing = True
+        flight = self._in_flight
+        answers = flight is not None and (flight.flush is not None or flight.labels or self._flush is None)
+        if flight is not None and answers and self._covers(flight.end_sample):
+            flight.labels.add(reason)
+            return
         if self._flush is None or reason not in (FlushReason.ENDPOINT, FlushReason.PAUSE):
             self._flush = reason
             self._flush_until = self.samples
+        self._labels.add(reason)
+
+    @property
+    def _flushing(self) -> bool:
+        """A flush is pending or being decoded."""
+        return self._flush is not None or (self._in_flight is not None and bool(self._in_flight.labels))
 
     @property
     def wants_decode(self) -> bool:
@@ -226,8 +265,12 @@ class ChannelTranscriber:
             return False
         if self._flush is not None:
             return True
-        if not (self._speech_since_final or self.agreement.pending):
+        if self._closing or not (self._speech_since_final or self.agreement.pending):
             return False
+        paused_ms = (self.vad.time - self.vad.last_voiced_end) * 1000
+        if self.vad.in_speech and paused_ms >= PAUSE_DECODE_MS and not self._covers(self._heard_until):
+            # Speech paused: decode now, so the endpoint (if it comes) finds its words heard.
+            return True
         new_s = (self.samples - max(self._decoded_until, self.buffer_start)) / SAMPLE_RATE
         new_voiced = self.vad.last_voiced_end > self._voiced_mark
         return self.policy.due(new_s, new_voiced, bool(self.agreement.tail), self._quiet_decodes)
@@ -245,7 +288,10 @@ class ChannelTranscriber:
             prompt=(prompt_prefix + self._prompt_text())[-self.config.prompt_chars :],
             final=self._flush is not None,
         )
-        self._in_flight = _InFlight(request, self._flush, self.buffer_start + len(window))
+        labels = set()
+        if self._flush is not None:
+            labels, self._labels = self._labels | {self._flush}, set()
+        self._in_flight = _InFlight(request, self._flush, self.buffer_start + len(window), labels)
         voiced = self.vad.last_voiced_end
         self._quiet_decodes = 0 if voiced > self._voiced_mark else self._quiet_decodes + 1
         self._voiced_mark = voiced
@@ -253,16 +299,46 @@ class ChannelTranscriber:
         return request
 
     def immediate_flush(self) -> list[Event]:
-        """Finish a pending flush without decoding when there is nothing to hear.
+        """Finish a pending flush without decoding when nothing new is to be heard.
 
-        Returns the final (possibly empty) or [] if a decode is needed.
+        With nothing pending the final is empty; when the last decode's audio
+        holds every voiced frame, its hypothesis (what the interims showed)
+        is the final. Returns [] if a decode is needed.
         """
         if self._flush is None or self._in_flight is not None:
             return []
         if self._speech_since_final or self.agreement.pending:
-            return []
+            if not (self._covers(self._heard_until) and self._heard_until <= self._flush_until):
+                return []
+            self.agreement.commit_all()
+            words = self._heard(self.agreement.take_committed())
+            end_time = self._flush_until / SAMPLE_RATE
+            reason, self._flush = self._flush, None
+            labels, self._labels = self._labels | {reason}, set()
+            events: list[Event] = [self._final(words, end_time, labels)]
+            self._after_flush(end_time)
+            return events
         reason, self._flush = self._flush, None
-        return [self._final(list(self.agreement.take_committed()), self.time, reason)]
+        labels, self._labels = self._labels | {reason}, set()
+        return [self._final(list(self.agreement.take_committed()), self.time, labels)]
+
+    def _heard(self, words: list[Word]) -> list[Word]:
+        """Drop words that start well after the last voiced frame: the model made them up from silence."""
+        limit = self.vad.last_voiced_end + HEARD_SLACK_S
+        return [w for w in words if w.start <= limit]
+
+    def _after_flush(self, end_time: float) -> None:
+        """After a flush's final: trim the window, and queue the endpoint that came meanwhile."""
+        # Committed words inside the kept audio are filtered by time on the next decode.
+        keep_s = max(self.config.preroll_s, self.config.context_s)
+        self._trim_to(int((end_time - keep_s) * SAMPLE_RATE))
+        self._speech_since_final = self.vad.in_speech or self._speech_after_cut
+        self._speech_after_cut = False
+        if self._flush is None and self._queued_endpoint is not None:
+            endpointing = self.config.endpointing_ms is not None
+            self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
+            self._flush_until = self._queued_endpoint
+        self._queued_endpoint = None
 
     def complete(self, result: DecodeResult) -> list[Event]:
         """Take the answer to the request in flight; return the events it makes."""
@@ -272,23 +348,14 @@ class ChannelTranscriber:
         end_time = flight.end_sample / SAMPLE_RATE
         hypothesis = list(result.words)
         events: list[Event] = []
-        reason = flight.flush
-        if reason is not None:
+        self._heard_until = flight.end_sample
+        if flight.labels:
             self.agreement.commit_all(hypothesis)
-            words = self.agreement.take_committed()
-            if self._flush is reason:
-                self._flush = None
-            events.append(self._final(words, end_time, reason))
-            # Committed words inside the kept audio are filtered by time on the next decode.
-            keep_s = max(self.config.preroll_s, self.config.context_s)
-            self._trim_to(int((end_time - keep_s) * SAMPLE_RATE))
-            self._speech_since_final = self.vad.in_speech or self._speech_after_cut
-            self._speech_after_cut = False
-            if self._flush is None and self._queued_endpoint is not None:
-                endpointing = self.config.endpointing_ms is not None
-                self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
-                self._flush_until = self._queued_endpoint
-            self._queued_endpoint = None
+            words = self._heard(self.agreement.take_committed())
+            if flight.flush is not None and self._flush is flight.flush and not self._labels:
+                self._flush = None  # (a flush asked for meanwhile, not heard by this decode, stays)
+            events.append(self._final(words, end_time, flight.labels))
+            self._after_flush(end_time)
         else:
             self.agreement.update(hypothesis, horizon=commit_horizon(end_time, self.policy))
             window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE
@@ -298,16 +365,16 @@ class ChannelTranscriber:
             if window_s >= self.config.soft_window_s and committed:
                 words = self.agreement.take_committed()
                 cut = words[-1].end
-                events.append(self._final(words, cut, None))
+                events.append(self._final(words, cut, set()))
                 self._trim_to(int(cut * SAMPLE_RATE))
             elif committed and self._settled(committed, end_time):
                 # Stable words go out as a final without trimming the window:
                 # later decodes still hear them (and drop them by time), so the
                 # context stays while the client stops waiting for the endpoint.
                 words = self.agreement.take_committed()
-                events.append(self._final(words, words[-1].end, None))
-            if self.config.interim_results:
-                pending = self.agreement.pending
+                events.append(self._final(words, words[-1].end, set()))
+            if self.config.interim_results and not self._closing:
+                pending = self._whole_words(self._heard(self.agreement.pending), end_time)
                 texts = tuple(w.text for w in pending)
                 if texts and texts != self._last_interim:
                     self._last_interim = texts
@@ -317,6 +384,14 @@ class ChannelTranscriber:
                     self._note_words(pending)
         events.extend(self._check_utterance_end())
         return events
+
+    @staticmethod
+    def _whole_words(words: list[Word], end_time: float) -> list[Word]:
+        """Interims end at a word boundary: a last word reaching the decoded end may be cut."""
+        cut = len(words)
+        while cut and words[cut - 1].end > end_time - INTERIM_EDGE_S:
+            cut -= 1
+        return words[:cut]
 
     def _prompt_text(self) -> str:
         # Only text the window no longer holds: Whisper must not be told what it is about to hear.
@@ -332,15 +407,16 @@ class ChannelTranscriber:
             return True
         return end_time - committed[0].end >= wait
 
-    def _final(self, words: list[Word], end_time: float, reason: FlushReason | None) -> Transcript:
+    def _final(self, words: list[Word], end_time: float, labels: set[FlushReason]) -> Transcript:
+        """A final answering ``labels`` (none: committed words finalised before the endpoint)."""
         start = self.span_start
         event = Transcript(
             tuple(words),
             start,
             max(0.0, end_time - start),
             is_final=True,
-            speech_final=reason is FlushReason.ENDPOINT,
-            from_finalize=reason is FlushReason.FINALIZE,
+            speech_final=FlushReason.ENDPOINT in labels,
+            from_finalize=FlushReason.FINALIZE in labels,
         )
         self.span_start = max(start, end_time)
         self._last_interim = ()

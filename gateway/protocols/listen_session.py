@@ -99,13 +99,7 @@ class ListenSession(StreamShell):
         elif isinstance(event, CloseStream):
             return True
         elif isinstance(event, Configure):
-            await self.emit(
-                {
-                    "type": "ConfigureFailure",
-                    "request_id": self.request_id,
-                    "description": "Configure is not supported",
-                }
-            )
+            await self.emit(configure_failure(self.request_id, event.body))
         elif isinstance(event, UnknownMessage):
             await self.emit(messages.error(f"unknown message type {event.type!r}", variant="unknown_message_type"))
         elif isinstance(event, IgnoredAudio):
@@ -130,7 +124,7 @@ class ListenSession(StreamShell):
                 channels=self.params.channels,
                 sha256=self._sha.hexdigest(),
                 model=_model(self.engine),
-                extra={"usage": self.stream.usage.as_dict()},
+                extra={"usage": self.stream.usage.as_dict(), **endpointing_info(self.params, self.engine)},
             )
         )
 
@@ -138,3 +132,27 @@ class ListenSession(StreamShell):
 def _model(engine: Engine) -> messages.ModelInfo:
     info = engine.model_info()
     return messages.ModelInfo(info["name"], info["version"], info["arch"], info["uuid"])
+
+
+def configure_failure(request_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Mid-stream ``Configure`` is not supported; the code is one deepgram-sdk's types document."""
+    if body.get("keyterms") is not None:
+        code, what = "CONFIGURE_KEYTERMS_NOT_SUPPORTED", "keyterm updates are not supported by this model"
+    else:
+        code, what = "CONFIGURE_INTERNAL_ERROR", "Configure is not supported by this gateway"
+    return {"type": "ConfigureFailure", "request_id": request_id, "code": code, "description": what}
+
+
+def endpointing_info(params: StreamParams, engine: Engine) -> dict[str, Any]:
+    """What endpointing the stream got: the local engine floors it (Whisper needs some silence to be sure)."""
+    config = getattr(engine, "base_config", None)
+    floor = getattr(config, "min_endpointing_ms", None)
+    if not isinstance(floor, int) or params.endpointing_ms is None:
+        return {}
+    return {
+        "endpointing": {
+            "requested_ms": params.endpointing_ms,
+            "applied_ms": max(params.endpointing_ms, floor),
+            "floor_ms": floor,
+        }
+    }

@@ -42,7 +42,7 @@ from gateway.server.auth import Principal, authenticate, split_subprotocols
 from gateway.server.calls import CallCenter
 from gateway.server.config import ModelSpec, ServerConfig
 from gateway.server.dispatch import EngineRouter
-from gateway.server.http import body_response, error_response, json_response
+from gateway.server.http import body_response, error_response, json_response, redacted_query
 from gateway.server.httpbody import connection_class
 from gateway.server.metrics import (
     CONTENT_TYPE,
@@ -415,7 +415,14 @@ class Gateway:
         self.metrics.stream_opened(
             request_id, "listen", engine.name, principal.tenant, lambda: session.protocol.audio_seconds
         )
-        log.info("stream %s opened: tenant %s, engine %s", request_id, principal.tenant, engine.name)
+        log.info(
+            "stream %s opened: tenant %s, engine %s, query %s, user agent %r",
+            request_id,
+            principal.tenant,
+            engine.name,
+            redacted_query(urlsplit(connection.request.path).query),
+            connection.request.headers.get("User-Agent", ""),
+        )
         try:
             await session.run()
         finally:

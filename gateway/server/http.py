@@ -39,3 +39,17 @@ def error_response(error: HandshakeError, request_id: str) -> Response:
     """Deepgram's error shape: JSON body plus ``dg-error`` and ``dg-request-id`` headers."""
     body = {"err_code": error.err_code, "err_msg": error.message, "request_id": request_id}
     return json_response(error.status, body, {"dg-error": error.message, "dg-request-id": request_id})
+
+
+_SECRET_PARAMS = ("key", "token", "secret", "password", "auth", "signature")
+
+
+def redacted_query(query: str) -> str:
+    """The query string for logs, with any credential-like parameter's value replaced."""
+    parts = []
+    for part in query.split("&"):
+        name, sep, value = part.partition("=")
+        if sep and any(s in name.lower() for s in _SECRET_PARAMS):
+            value = "REDACTED"
+        parts.append(f"{name}{sep}{value}")
+    return "&".join(parts)

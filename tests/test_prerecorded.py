@@ -54,8 +54,10 @@ def deepgram_file(port: int, audio: bytes, **options: Any) -> Any:
 
     from tests.test_server import sdk_environment
 
-    client = DeepgramClient(api_key="test-key", environment=sdk_environment(port))
-    return client.listen.v1.media.transcribe_file(request=audio, **options)
+    # Our own HTTP client, closed here: the SDK's default one would leave its socket to the GC.
+    with httpx.Client(timeout=120) as http:
+        client = DeepgramClient(api_key="test-key", environment=sdk_environment(port), httpx_client=http)
+        return client.listen.v1.media.transcribe_file(request=audio, **options)
 
 
 async def test_deepgram_sdk_transcribes_a_file(gateway: Gateway, speech_wav: bytes) -> None:
@@ -89,8 +91,9 @@ async def test_deepgram_sdk_async_file_from_a_stream_of_chunks(gateway: Gateway,
         for i in range(0, len(speech_wav), 16_384):
             yield speech_wav[i : i + 16_384]
 
-    client = AsyncDeepgramClient(api_key="test-key", environment=sdk_environment(gateway.port))
-    response = await client.listen.v1.media.transcribe_file(request=chunks(), model="nova-3")
+    async with httpx.AsyncClient(timeout=120) as http:
+        client = AsyncDeepgramClient(api_key="test-key", environment=sdk_environment(gateway.port), httpx_client=http)
+        response = await client.listen.v1.media.transcribe_file(request=chunks(), model="nova-3")
     transcript = response.results.channels[0].alternatives[0].transcript
     assert wer(REFERENCE, transcript) < 0.5, transcript
     assert transcript == transcript.lower(), "unformatted: lower case, no punctuation"

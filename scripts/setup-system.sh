@@ -5,6 +5,7 @@
 #   chromium   - the browser tests drive real headless Chromium (/usr/bin/chromium)
 #   openssl    - a self-signed certificate for the browser's wss:// test
 #   python3-venv - `python3 -m venv` on a stock Debian
+#   nodejs, npm  - the Node `@deepgram/sdk` client test (npm installs the SDK under .cache/)
 # Idempotent: installs only what is missing. Runs apt-get through sudo when not root.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)  # the browser tests make a TLS certificate
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ "${#need[@]}" -eq 0 ]; then
     echo "setup-system: all system packages present"

@@ -4,6 +4,8 @@ Everything before the upgrade happens in :meth:`Gateway.process_request`:
 parameters and credentials are checked there, so a bad request is an HTTP
 400/401 with Deepgram's JSON error body, never an upgraded socket. After the
 upgrade, :meth:`Gateway.handler` dispatches on the path to a stream handler.
+The routes of the other doors are mounted from their modules (``calls``,
+``realtime``, ``prerecorded``, ``status``); the ``/v1/listen`` stream is here.
 """
 
 from __future__ import annotations
@@ -11,49 +13,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mimetypes
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-import numpy as np
-from prometheus_client.core import Metric
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from gateway.core.errors import BadRequest, CloseCode, Draining, HandshakeError, ServerFull, Unauthorized
 from gateway.core.params import StreamParams, parse_params
-from gateway.core.types import SAMPLE_RATE, Backend, DecodeRequest
-from gateway.engines import models
+from gateway.core.types import Backend
 from gateway.engines.base import Engine
-from gateway.engines.batched import make_backend
 from gateway.engines.local import WhisperEngine
 from gateway.engines.scheduler import Scheduler
-from gateway.engines.whisper import WhisperOptions, resolve_device
 from gateway.protocols.listen_session import ListenSession, Sink
 from gateway.protocols.twilio_session import TwilioSession
 from gateway.server.auth import Principal, authenticate, split_subprotocols
+from gateway.server.backends import load_backends
 from gateway.server.calls import CallCenter
-from gateway.server.config import ModelSpec, ServerConfig
+from gateway.server.config import ServerConfig
 from gateway.server.dispatch import EngineRouter
-from gateway.server.http import body_response, error_response, json_response, redacted_query
+from gateway.server.http import error_response, json_response, redacted_query, static_file
 from gateway.server.httpbody import connection_class
-from gateway.server.metrics import (
-    CONTENT_TYPE,
-    GatewayMetrics,
-    LiveCollector,
-    ObservedBackend,
-    server_gauges,
-    store_writable,
-)
+from gateway.server.metrics import GatewayMetrics, LiveCollector, ObservedBackend
 from gateway.server.prerecorded import PrerecordedDoors
 from gateway.server.realtime import RealtimeDoor
+from gateway.server.status import StatusRoutes
 
 log = logging.getLogger(__name__)
 
@@ -79,39 +69,6 @@ def match_route(routes: dict[str, _Route], path: str) -> _Route | None:
     return routes[max(prefixes, key=len)] if prefixes else None
 
 
-def load_backends(config: ServerConfig) -> dict[str, Backend]:
-    """Load every configured model once, or connect to the pool (blocking: call from a thread)."""
-    if config.inference == "ray":
-        from gateway.engines.ray_pool import RayPoolBackend
-
-        # The pool owns the model; it is served under the name the pool reports.
-        pool = RayPoolBackend(config.ray_address, config.pool_app, max_batch=config.max_batch or 32)
-        return {pool.name: pool}
-    specs = config.models or (ModelSpec("tiny.en", "tiny.en"),)
-    backends: dict[str, Backend] = {}
-    device = resolve_device(config.device)
-    max_batch = config.max_batch or (16 if device == "cuda" else 1)
-    for spec in specs:
-        path = models.resolve(spec.path)
-        backends[spec.name] = make_backend(
-            WhisperOptions(
-                model_path=str(path),
-                name=spec.name,
-                device=device,
-                compute_type=config.compute_type,
-                beam_size=config.beam_size,
-                final_beam_size=config.final_beam_size,
-                cpu_threads=config.cpu_threads,
-                max_batch=max_batch,
-                encoder_pad_s=config.encoder_pad_s,
-                encoder_min_s=config.encoder_min_s,
-            )
-        )
-        # Pay the first-call cost (CUDA start-up: seconds) before any stream waits on it.
-        backends[spec.name].decode_batch([DecodeRequest(np.zeros(SAMPLE_RATE, np.float32), offset=0.0)])
-    return backends
-
-
 class Gateway:
     """The whole server. Use ``async with Gateway(config) as gw`` (or :func:`run`)."""
 
@@ -127,15 +84,11 @@ class Gateway:
         """SIGTERM was received: no new streams; open ones end within the drain timeout."""
         self.metrics = GatewayMetrics(self._twilio_key)
         self.ws_routes: dict[str, WsHandler] = {LISTEN_PATH: self.listen}
-        self.http_routes: dict[str, HttpHandler] = {
-            "/healthz": lambda _r: json_response(200, {"status": "ok"}),
-            "/readyz": self._ready_route,
-            "/metrics": lambda _r: body_response(200, self.metrics.render(), CONTENT_TYPE),
-            "/v1/config": self._config_route,
-            "/v1/stats": self._stats_route,
-        }
         self.router = EngineRouter(config)
         """Routing policy, relay engine and usage ledger."""
+        self.status = StatusRoutes(self)
+        """/healthz, /readyz, /metrics, /v1/config, /v1/stats and the live gauges."""
+        self.http_routes: dict[str, HttpHandler] = {**self.status.http_routes}
         self.http_routes["/v1/usage"] = self.router.usage_route(self.principal)
         self.ws_checks: dict[str, WsCheck] = {}
         """Handshake checks of WebSocket routes other than /v1/listen (same keys as ws_routes)."""
@@ -151,7 +104,7 @@ class Gateway:
         self.static_dir = Path(config.static_dir) if config.static_dir else STATIC_DIR
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.metrics.registry.register(LiveCollector(self.metrics, self._gauges))
+        self.metrics.registry.register(LiveCollector(self.metrics, self.status.gauges))
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -296,18 +249,9 @@ class Gateway:
         route = match_route(self.http_routes, path)
         if route is not None:
             return route(request)
-        name = "index.html" if path == "/" else path.removeprefix("/static/")
-        if path == "/" or path.startswith("/static/"):
-            target = (self.static_dir / name).resolve()
-            if target.is_file() and target.parent == self.static_dir.resolve():
-                body = target.read_bytes()
-                ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-                if target.suffix == ".js":
-                    ctype = "text/javascript"
-                headers = Headers(
-                    {"Content-Type": ctype, "Content-Length": str(len(body)), "Cache-Control": "no-cache"}
-                )
-                return Response(200, "OK", headers, body)
+        static = static_file(self.static_dir, path)
+        if static is not None:
+            return static
         return json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"nothing at {path}"})
 
     def _post(self, path: str, request: Request) -> Response | Awaitable[Response]:
@@ -315,60 +259,6 @@ class Gateway:
         if route is None or request.method != "POST":
             return json_response(405, {"err_code": "METHOD_NOT_ALLOWED", "err_msg": f"{request.method} {path}"})
         return route(request)
-
-    def _config_route(self, request: Request) -> Response:
-        return json_response(
-            200,
-            {
-                "auth_required": bool(self.config.api_keys),
-                **self.router.config_view(self._caller_tenant(request)),
-                "models": list(self.engines),
-                "default_model": self.default_model,
-            },
-        )
-
-    def _caller_tenant(self, request: Request) -> str:
-        """The tenant of the request's credentials; none or bad ones get the server's view."""
-        try:
-            return self.principal(request).tenant
-        except HandshakeError:
-            return ""  # /v1/config is public: a missing or wrong key only hides tenant rules
-
-    def _gauges(self) -> Iterator[Metric]:
-        queues = {name: engine.scheduler.queued for name, engine in self.engines.items()}
-        return server_gauges(queues, self.router.stats(), self.callcenter.stats(), self.draining)
-
-    async def _ready_route(self, request: Request) -> Response:
-        """``GET /readyz``: 200 when a model is loaded, the store takes writes and no drain is on; else 503."""
-        checks = {
-            "model_loaded": bool(self.engines),
-            "store_writable": await anyio.to_thread.run_sync(store_writable, self.callcenter.store)
-            and self.callcenter.fanout.last_write_ok,
-            "not_draining": not self.draining,
-        }
-        ready = all(checks.values())
-        return json_response(200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
-
-    def _stats_route(self, request: Request) -> Response:
-        return json_response(
-            200,
-            {
-                "active_streams": len(self.active),
-                "max_streams": self.config.max_streams,
-                "relay": self.router.stats(),
-                "callcenter": self.callcenter.stats(),
-                "models": {name: self._model_stats(e) for name, e in self.engines.items()},
-            },
-        )
-
-    @staticmethod
-    def _model_stats(engine: WhisperEngine) -> dict[str, float]:
-        stats = engine.scheduler.stats.as_dict()
-        backend = getattr(engine.scheduler.backend, "inner", engine.scheduler.backend)  # under the metrics' timer
-        pool_stats = getattr(backend, "stats", None)  # a remote pool counts its resends
-        if pool_stats is not None:
-            stats.update(pool_stats.as_dict())
-        return stats
 
     # -- streams ----------------------------------------------------------------
 

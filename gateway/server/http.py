@@ -1,8 +1,10 @@
-"""Plain HTTP responses for routes served before (or instead of) an upgrade."""
+"""Plain HTTP responses for routes served before (or instead of) an upgrade, static files included."""
 
 from __future__ import annotations
 
 import json
+import mimetypes
+from pathlib import Path
 from typing import Any
 
 from websockets.datastructures import Headers
@@ -39,6 +41,21 @@ def error_response(error: HandshakeError, request_id: str) -> Response:
     """Deepgram's error shape: JSON body plus ``dg-error`` and ``dg-request-id`` headers."""
     body = {"err_code": error.err_code, "err_msg": error.message, "request_id": request_id}
     return json_response(error.status, body, {"dg-error": error.message, "dg-request-id": request_id})
+
+
+def static_file(static_dir: Path, path: str) -> Response | None:
+    """``/`` (index.html) or ``/static/NAME`` from ``static_dir``; None for any other path or a missing file."""
+    name = "index.html" if path == "/" else path.removeprefix("/static/")
+    if path == "/" or path.startswith("/static/"):
+        target = (static_dir / name).resolve()
+        if target.is_file() and target.parent == static_dir.resolve():
+            body = target.read_bytes()
+            ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+            if target.suffix == ".js":
+                ctype = "text/javascript"
+            headers = Headers({"Content-Type": ctype, "Content-Length": str(len(body)), "Cache-Control": "no-cache"})
+            return Response(200, "OK", headers, body)
+    return None
 
 
 _SECRET_PARAMS = ("key", "token", "secret", "password", "auth", "signature")

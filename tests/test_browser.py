@@ -25,14 +25,12 @@ from tests.browser_helpers import (
     EXPECTED_WORDS,
     ROOT,
     Gateway,
-    PrefixProxy,
     StaticServer,
     chromium_args,
     make_speech_wav,
     running_gateway,
-    self_signed_cert,
-    tls_context,
 )
+from tests.prefix_proxy import PrefixProxy, self_signed_cert, tls_context
 
 pytestmark = [
     pytest.mark.browser,

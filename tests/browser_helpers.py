@@ -19,13 +19,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = Path(os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+Launch = Callable[..., Any]
+"""The ``launch`` fixture (conftest.py): ``launch(wav, *, fake_ui=True, extra_args=(), **context_options)``
+starts Chromium with a fresh profile and returns its Playwright browser context."""
 
 # Sentences espeak-ng says clearly enough for tiny.en, separated by pauses.
 SENTENCES = (

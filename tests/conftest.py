@@ -1,10 +1,11 @@
-"""Shared fixtures: one real tiny.en model per test session, gateways on port 0."""
+"""Shared fixtures: one real tiny.en model per test session, gateways on port 0, headless Chromium."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from gateway.core.types import Backend
 from gateway.server.config import ServerConfig
 from tests import speech
+from tests.browser_helpers import CHROMIUM, Launch, chromium_args
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +56,42 @@ def spoken() -> Any:
     from tests.relay_fixtures import make_spoken
 
     return make_spoken()
+
+
+# -- headless Chromium (the browser tests) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    """Playwright's sync API runs its own event loop in this thread: module scope ends it
+    before the asyncio tests of later modules run."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def launch(playwright: Any, tmp_path: Path) -> Iterator[Launch]:
+    """Start Chromium with a fresh profile; every context is closed after the test."""
+    contexts: list[Any] = []
+
+    def _launch(wav: Path | None, *, fake_ui: bool = True, extra_args: tuple[str, ...] = (), **options: Any) -> Any:
+        profile = tmp_path / f"profile{len(contexts)}"
+        options.setdefault("permissions", ["microphone"] if fake_ui else [])
+        options.setdefault("viewport", {"width": 1100, "height": 760})
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=chromium_args(wav, fake_ui=fake_ui, extra=extra_args),
+            accept_downloads=True,
+            **options,
+        )
+        contexts.append(context)
+        context.set_default_timeout(30_000)
+        return context
+
+    yield _launch
+    for context in contexts:
+        context.close()

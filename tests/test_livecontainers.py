@@ -227,3 +227,34 @@ def test_webm_demuxer_skips_what_it_does_not_need(files: dict[str, bytes]) -> No
     assert demuxer.track is not None
     assert (demuxer.track.codec_id, demuxer.track.sample_rate, demuxer.track.channels) == ("A_OPUS", 48_000, 1)
     assert len(frames) > 50 and all(len(f) < 2000 for f in frames)
+
+
+def wav_bytes(
+    samples: np.ndarray, rate: int, channels: int = 1, tag: int = 1, bits: int = 16, size: int | None = None
+) -> bytes:
+    data = samples.tobytes()
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", 3) + b"abc\0"
+    body += b"data" + struct.pack("<I", len(data) if size is None else size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=10), live=st.booleans())
+def test_wav_header_is_read_and_samples_may_be_cut(sizes: list[int], live: bool) -> None:
+    pcm = (np.sin(np.arange(8000) / 5) * 8000).astype("<i2")
+    data = wav_bytes(pcm, 8000, size=0xFFFFFFFF if live else None) + (b"" if live else b"LIST\4\0\0\0tail")
+    decoder = make_decoder(parse_params(""))
+    audio, seconds = feed(decoder, data, sizes)
+    assert seconds == pytest.approx(1.0)
+    assert len(audio) == pytest.approx(16_000, abs=40), "8 kHz from the header, resampled to 16 kHz"
+
+
+def test_wav_stereo_mulaw_and_refusals() -> None:
+    codes = np.frombuffer(b"\x10\x90" * 4000, np.uint8)
+    frame = make_decoder(parse_params("channels=2&multichannel=true")).decode(wav_bytes(codes, 8000, 2, tag=7, bits=8))
+    assert len(frame.channels) == 2 and frame.input_seconds == pytest.approx(0.5)
+    with pytest.raises(InvalidAudio, match="format 3 with 32-bit"):
+        make_decoder(parse_params("")).decode(wav_bytes(np.zeros(10, np.float32), 16000, tag=3, bits=32))
+    with pytest.raises(InvalidAudio, match="RIFF/WAVE"):
+        make_decoder(parse_params("")).decode(b"RIFF\0\0\0\0AVI LIST")

@@ -11,9 +11,10 @@ audio goes through (mix or split channels, libsoxr to 16 kHz, the VAD copy).
 Which decoder a stream gets (:func:`make_decoder`): raw samples for
 ``linear16``/``mulaw``/``alaw``; a container decoder for a container encoding;
 and, with no ``encoding`` at all, the first bytes decide, as Deepgram does:
-``OggS``, EBML (WebM) or ``fLaC`` select a container, anything else is linear16
-at ``sample_rate``. Bytes that are not the container, or a codec the gateway
-does not decode, raise :class:`~gateway.core.errors.InvalidAudio` (close 1007).
+``OggS``, EBML (WebM) or ``fLaC`` select a container, ``RIFF`` a WAV header
+(:mod:`gateway.core.wav`), anything else is linear16 at ``sample_rate``.
+Bytes that are not the container, or a codec the gateway does not decode,
+raise :class:`~gateway.core.errors.InvalidAudio` (close 1007).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gateway.core.audio import AudioDecoder, DecodedFrame, Float32, PcmPipeline,
 from gateway.core.errors import InvalidAudio
 from gateway.core.ogg import CAPTURE, OggDemuxer
 from gateway.core.params import Encoding, StreamParams
+from gateway.core.wav import RIFF_MAGIC, WavDecoder
 from gateway.core.webm import EBML_MAGIC, WebmDemuxer
 
 FLAC_MAGIC = b"fLaC"
@@ -272,7 +274,7 @@ class ContainerDecoder:
 
 
 class AutoDecoder:
-    """No ``encoding`` given: a container if the first bytes say so, else linear16 at ``sample_rate``."""
+    """No ``encoding`` given: a container (or WAV) if the first bytes say so, else linear16 at ``sample_rate``."""
 
     def __init__(self, params: StreamParams, vad_rate: int) -> None:
         self.params = params
@@ -289,6 +291,8 @@ class AutoDecoder:
             p = self.params
             if sniff(self._head) is not None:
                 self.inner = ContainerDecoder(None, p.channels, p.multichannel, self.vad_rate)
+            elif self._head.startswith(RIFF_MAGIC):
+                self.inner = WavDecoder(p.channels, p.multichannel, self.vad_rate)
             else:
                 self.inner = AudioDecoder(Encoding.LINEAR16, p.sample_rate, p.channels, p.multichannel, self.vad_rate)
             frame, self._head = self._head, b""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import struct
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from gateway.core.audio import AudioDecoder, DecodedFrame
 from gateway.core.containers import decode_file
 from gateway.core.errors import InvalidAudio
+from gateway.core.flac import FlacFramer, FrameHeader, crc8, read_header
 from gateway.core.livecontainers import AutoDecoder, ContainerDecoder, FrameDecoder, make_decoder, sniff
 from gateway.core.ogg import OggDemuxer, ogg_crc
 from gateway.core.params import parse_params
@@ -258,3 +260,38 @@ def test_wav_stereo_mulaw_and_refusals() -> None:
         make_decoder(parse_params("")).decode(wav_bytes(np.zeros(10, np.float32), 16000, tag=3, bits=32))
     with pytest.raises(InvalidAudio, match="RIFF/WAVE"):
         make_decoder(parse_params("")).decode(b"RIFF\0\0\0\0AVI LIST")
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(1, 4000))
+def test_flac_frames_are_ffmpegs_packets_one_frame_behind(files: dict[str, bytes], size: int) -> None:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(files["flac"])) as container:
+        packets = [bytes(p) for p in container.demux(audio=0) if p.size]
+    data = files["flac"]
+    ends, pos = [], 0
+    for packet in packets:
+        pos = data.index(packet, pos) + len(packet)
+        ends.append(pos)
+    framer = FlacFramer()
+    frames: list[bytes] = []
+    for i in range(0, len(data), size):
+        frames += framer.feed(data[i : i + size])
+        # a frame is out once the next one's header (at most 16 bytes) has arrived
+        assert len(frames) >= bisect.bisect_right(ends, i + size - 16) - 1
+    assert framer.streaminfo is not None and len(framer.streaminfo) == 34
+    assert [*frames, *framer.flush()] == packets
+
+
+def test_flac_header_checks() -> None:
+    assert crc8(b"123456789") == 0xF4  # the CRC-8 (poly 0x07) catalogue check value
+    head = b"\xff\xf8\xc5\x08\x00"  # 4096-sample blocks, 16 kHz, mono, 16-bit, frame 0
+    header = read_header(head + bytes([crc8(head)]), 0)
+    assert isinstance(header, FrameHeader) and (header.number, header.block_size, header.length) == (0, 4096, 6)
+    assert read_header(head + bytes([crc8(head) ^ 1]), 0) == "invalid"
+    assert read_header(head[:3], 0) == "incomplete"
+    with pytest.raises(InvalidAudio, match="not FLAC"):
+        FlacFramer().feed(b"fLaX")

@@ -2,8 +2,8 @@
 
 Pure and per-stream. A container decoder is fed the WebSocket's binary frames
 (cut anywhere: a MediaRecorder chunk, a slice of a file), demuxes them
-incrementally (:mod:`gateway.core.ogg`, :mod:`gateway.core.webm`, FLAC by
-PyAV's parser), decodes the packets with a PyAV ``CodecContext`` (libavcodec's
+incrementally (:mod:`gateway.core.ogg`, :mod:`gateway.core.webm`,
+:mod:`gateway.core.flac`), decodes the packets with a PyAV ``CodecContext`` (libavcodec's
 Opus / FLAC decoders, in the calling thread: a packet takes microseconds) and
 hands the samples to the same :class:`~gateway.core.audio.PcmPipeline` raw
 audio goes through (mix or split channels, libsoxr to 16 kHz, the VAD copy).
@@ -25,12 +25,12 @@ import numpy as np
 
 from gateway.core.audio import AudioDecoder, DecodedFrame, Float32, PcmPipeline, empty_frame
 from gateway.core.errors import InvalidAudio
+from gateway.core.flac import FLAC_MAGIC, FlacFramer
 from gateway.core.ogg import CAPTURE, OggDemuxer
 from gateway.core.params import Encoding, StreamParams
 from gateway.core.wav import RIFF_MAGIC, WavDecoder
 from gateway.core.webm import EBML_MAGIC, WebmDemuxer
 
-FLAC_MAGIC = b"fLaC"
 _MAGIC = {CAPTURE: "ogg", EBML_MAGIC: "webm", FLAC_MAGIC: "flac"}
 _NAMES = {"ogg": "Ogg", "webm": "WebM", "flac": "FLAC"}
 
@@ -44,7 +44,6 @@ _ALLOWED: dict[Encoding | None, tuple[set[str], set[str]]] = {
     None: ({"ogg", "webm", "flac"}, {"opus", "flac"}),
 }
 _WEBM_CODECS = {"A_OPUS": "opus"}
-_MAX_HEADER = 1 << 20
 
 
 class FrameDecoder(Protocol):
@@ -131,7 +130,7 @@ class ContainerDecoder:
         self._head = b""
         self._ogg: OggDemuxer | None = None
         self._webm: WebmDemuxer | None = None
-        self._flac_header: bytearray | None = None
+        self._flac: FlacFramer | None = None
         self._packets: _Packets | None = None
         self._pcm: PcmPipeline | None = None
         self._format: tuple[int, int] | None = None
@@ -149,13 +148,8 @@ class ContainerDecoder:
     def flush_frame(self) -> DecodedFrame | None:
         """At the end of the stream: what the parser and decoder still hold, and the resampler's tail."""
         decoded: list[tuple[int, Float32]] = []
-        if self._packets is not None and self.codec == "flac":
-            for _ in range(1024):  # the FLAC parser gives back one held frame per flush call
-                held = self._packets.context.parse(None)
-                if not held:
-                    break
-                decoded += self._packets.decode(held)
-            decoded += self._packets.decode([None])
+        if self._packets is not None and self._flac is not None:
+            decoded = self._packets.decode([*self._flac.flush(), None])
         frame = self._samples(decoded) if decoded else None
         tail = self._pcm.flush_frame() if self._pcm is not None else None
         if frame is None or tail is None:
@@ -181,7 +175,7 @@ class ContainerDecoder:
         elif container == "webm":
             self._webm = WebmDemuxer()
         else:
-            self._flac_header = bytearray()
+            self._flac = FlacFramer()
 
     def _use_codec(self, codec: str, extradata: bytes) -> None:
         _, codecs = _ALLOWED[self.expected]
@@ -203,7 +197,7 @@ class ContainerDecoder:
                 track = self._webm.track
                 self._use_codec(_WEBM_CODECS.get(track.codec_id, track.codec_id), track.codec_private)
             return frames
-        return self._flac(data)
+        return self._flac_frames(data)
 
     def _ogg_packets(self, packets: list[bytes]) -> list[Any]:
         audio: list[Any] = []
@@ -218,37 +212,12 @@ class ContainerDecoder:
                 audio.append(packet)
         return audio
 
-    def _flac(self, data: bytes) -> list[Any]:
-        if self._packets is not None:
-            return list(self._packets.context.parse(data))
-        assert self._flac_header is not None
-        header = self._flac_header
-        header += data
-        pos, streaminfo = 4, b""
-        while True:
-            if len(header) < pos + 4:
-                return self._flac_wait(header)
-            kind, size = header[pos] & 0x7F, int.from_bytes(header[pos + 1 : pos + 4], "big")
-            if pos == 4 and (kind != 0 or size != 34):
-                raise InvalidAudio("malformed FLAC: the stream does not begin with a STREAMINFO block")
-            if len(header) < pos + 4 + size:
-                return self._flac_wait(header)
-            if kind == 0:
-                streaminfo = bytes(header[pos + 4 : pos + 4 + size])
-            last = header[pos] & 0x80
-            pos += 4 + size
-            if last:
-                break
-        self._use_codec("flac", streaminfo)
-        rest = bytes(header[pos:])
-        self._flac_header = None
-        return self._flac(rest) if rest else []
-
-    @staticmethod
-    def _flac_wait(header: bytearray) -> list[Any]:
-        if len(header) > _MAX_HEADER:
-            raise InvalidAudio("malformed FLAC: metadata blocks exceed 1 MiB")
-        return []
+    def _flac_frames(self, data: bytes) -> list[Any]:
+        assert self._flac is not None
+        frames = self._flac.feed(data)
+        if self._packets is None and self._flac.streaminfo is not None:
+            self._use_codec("flac", self._flac.streaminfo)
+        return frames
 
     def _decode_packets(self, packets: list[Any]) -> list[tuple[int, Float32]]:
         if not packets:

@@ -295,3 +295,43 @@ def test_flac_header_checks() -> None:
     assert read_header(head[:3], 0) == "incomplete"
     with pytest.raises(InvalidAudio, match="not FLAC"):
         FlacFramer().feed(b"fLaX")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["ogg", "webm", "flac", "wav"]),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), min_size=1, max_size=6),
+    size=st.integers(1, 3000),
+    cut=st.floats(0.05, 1),
+)
+def test_damaged_containers_raise_invalid_audio_only(
+    files: dict[str, bytes], name: str, flips: list[tuple[float, int]], size: int, cut: float
+) -> None:
+    original = files.get(name) or wav_bytes(np.zeros(4000, "<i2"), 16_000)
+    data = bytearray(original[: max(8, int(len(original) * cut))])
+    for where, xor in flips:
+        data[int(where * (len(data) - 1))] ^= xor
+    error = refusal(make_decoder(parse_params("")), bytes(data), size)
+    assert error is None or error.code == 1007, "any other exception fails the test by itself"
+
+
+def refusal(decoder: FrameDecoder, data: bytes, size: int) -> InvalidAudio | None:
+    """Feed ``data`` in ``size`` pieces; the InvalidAudio it raised, if it did."""
+    try:
+        for i in range(0, len(data), size):
+            assert len(decoder.decode(data[i : i + size]).channels) == 1
+        decoder.flush_frame()
+    except InvalidAudio as exc:
+        return exc
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    magic=st.sampled_from([b"OggS", b"\x1a\x45\xdf\xa3", b"fLaC", b"RIFF"]),
+    rest=st.binary(max_size=600),
+    size=st.integers(1, 200),
+)
+def test_garbage_after_a_magic_raises_invalid_audio_only(magic: bytes, rest: bytes, size: int) -> None:
+    error = refusal(make_decoder(parse_params("")), magic + rest, size)
+    assert error is None or error.code == 1007

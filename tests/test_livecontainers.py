@@ -127,6 +127,20 @@ def test_no_encoding_and_no_container_is_linear16(pcm: speech.Int16) -> None:
     assert isinstance(make_decoder(parse_params("encoding=mulaw&sample_rate=8000")), AudioDecoder)
 
 
+def test_raw_opus_packets_one_per_frame(files: dict[str, bytes]) -> None:
+    packets = OggDemuxer().feed(files["ogg"])[2:]  # past OpusHead and OpusTags
+    raw = make_decoder(parse_params("encoding=opus&sample_rate=48000"))
+    audio = np.concatenate([raw.decode(packet).channels[0] for packet in packets])
+    contained = make_decoder(parse_params("")).decode(files["ogg"]).channels[0]
+    n = len(contained)
+    # Raw packets keep the 312 samples (at 48 kHz: 104 at 16 kHz) of pre-skip OpusHead has libavcodec drop.
+    assert len(audio) >= n + 104
+    assert np.corrcoef(audio[104 : 104 + n], contained)[0, 1] > 0.999
+    assert len(raw.decode(b"\xf8").channels[0]) >= 0, "a 1-byte packet (DTX) is a packet"
+    with pytest.raises(InvalidAudio, match="could not decode"):
+        make_decoder(parse_params("encoding=opus&sample_rate=48000")).decode(b"\xff" * 40)
+
+
 def test_sniffing() -> None:
     assert (sniff(b"OggS\0\2"), sniff(b"\x1a\x45\xdf\xa3"), sniff(b"fLaC"), sniff(b"RIFF")) == (
         "ogg",
@@ -139,7 +153,7 @@ def test_sniffing() -> None:
 @pytest.mark.parametrize(
     ("query", "kind", "needle"),
     [
-        ("encoding=opus", "flac", "expects Ogg or WebM data; the stream is FLAC"),
+        ("encoding=opus", "flac", "expects Ogg or raw Opus or WebM data; the stream is FLAC"),
         ("encoding=ogg-opus", "webm", "expects Ogg data; the stream is WebM"),
         ("encoding=flac", "ogg", "expects FLAC data; the stream is Ogg"),
         ("encoding=flac", "raw", "expects FLAC data; the stream begins otherwise"),
@@ -328,10 +342,11 @@ def refusal(decoder: FrameDecoder, data: bytes, size: int) -> InvalidAudio | Non
 
 @settings(max_examples=200, deadline=None)
 @given(
-    magic=st.sampled_from([b"OggS", b"\x1a\x45\xdf\xa3", b"fLaC", b"RIFF"]),
+    magic=st.sampled_from([b"OggS", b"\x1a\x45\xdf\xa3", b"fLaC", b"RIFF", b""]),
     rest=st.binary(max_size=600),
     size=st.integers(1, 200),
+    query=st.sampled_from(["", "encoding=opus&sample_rate=48000", "encoding=opus&channels=2&sample_rate=48000"]),
 )
-def test_garbage_after_a_magic_raises_invalid_audio_only(magic: bytes, rest: bytes, size: int) -> None:
-    error = refusal(make_decoder(parse_params("")), magic + rest, size)
+def test_garbage_after_a_magic_raises_invalid_audio_only(magic: bytes, rest: bytes, size: int, query: str) -> None:
+    error = refusal(make_decoder(parse_params(query)), magic + rest, size)
     assert error is None or error.code == 1007

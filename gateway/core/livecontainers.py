@@ -9,7 +9,8 @@ hands the samples to the same :class:`~gateway.core.audio.PcmPipeline` raw
 audio goes through (mix or split channels, libsoxr to 16 kHz, the VAD copy).
 
 Which decoder a stream gets (:func:`make_decoder`): raw samples for
-``linear16``/``mulaw``/``alaw``; a container decoder for a container encoding;
+``linear16``/``mulaw``/``alaw``; a container decoder for a container encoding
+(``opus`` without a container is Deepgram's raw Opus: one packet per binary frame);
 and, with no ``encoding`` at all, the first bytes decide, as Deepgram does:
 ``OggS``, EBML (WebM) or ``fLaC`` select a container, ``RIFF`` a WAV header
 (:mod:`gateway.core.wav`), anything else is linear16 at ``sample_rate``.
@@ -32,11 +33,11 @@ from gateway.core.wav import RIFF_MAGIC, WavDecoder
 from gateway.core.webm import EBML_MAGIC, WebmDemuxer
 
 _MAGIC = {CAPTURE: "ogg", EBML_MAGIC: "webm", FLAC_MAGIC: "flac"}
-_NAMES = {"ogg": "Ogg", "webm": "WebM", "flac": "FLAC"}
+_NAMES = {"ogg": "Ogg", "webm": "WebM", "flac": "FLAC", "raw": "raw Opus"}
 
 # What each container encoding may carry: (containers, codecs).
 _ALLOWED: dict[Encoding | None, tuple[set[str], set[str]]] = {
-    Encoding.OPUS: ({"ogg", "webm"}, {"opus"}),
+    Encoding.OPUS: ({"ogg", "webm", "raw"}, {"opus"}),
     Encoding.OGG_OPUS: ({"ogg"}, {"opus"}),
     Encoding.OGG: ({"ogg"}, {"opus"}),
     Encoding.WEBM: ({"webm"}, {"opus"}),
@@ -138,11 +139,14 @@ class ContainerDecoder:
     def decode(self, frame: bytes) -> DecodedFrame:
         """Whatever audio ``frame`` completes (often none: headers, a page not yet whole)."""
         if self.container is None:
-            self._head += frame
-            if len(self._head) < 4:
-                return empty_frame(self.out_channels)
-            self._start(sniff(self._head))
-            frame, self._head = self._head, b""
+            if self.expected is Encoding.OPUS and not self._head and len(frame) < 4:
+                self._start(None)  # an Opus packet that short (DTX) is no container's first bytes
+            else:
+                self._head += frame
+                if len(self._head) < 4:
+                    return empty_frame(self.out_channels)
+                self._start(sniff(self._head))
+                frame, self._head = self._head, b""
         return self._samples(self._decode_packets(self._demux(frame)))
 
     def flush_frame(self) -> DecodedFrame | None:
@@ -163,6 +167,9 @@ class ContainerDecoder:
     # -- steps ------------------------------------------------------------------
 
     def _start(self, container: str | None) -> None:
+        if container is None and self.expected is Encoding.OPUS:
+            self._start_raw_opus()
+            return
         containers, _ = _ALLOWED[self.expected]
         wanted = " or ".join(_NAMES[c] for c in sorted(containers))
         if container is None:
@@ -177,6 +184,16 @@ class ContainerDecoder:
         else:
             self._flac = FlacFramer()
 
+    def _start_raw_opus(self) -> None:
+        # Deepgram's encoding=opus without a container: each binary frame is one Opus packet.
+        if self.channels > 2:
+            raise InvalidAudio("raw Opus packets are decoded as mono or stereo; send more channels in Ogg or WebM")
+        self.container = "raw"
+        self._use_codec("opus", b"")
+        assert self._packets is not None
+        self._packets.context.sample_rate = 48_000
+        self._packets.context.layout = "stereo" if self.channels == 2 else "mono"
+
     def _use_codec(self, codec: str, extradata: bytes) -> None:
         _, codecs = _ALLOWED[self.expected]
         if codec not in codecs:
@@ -189,6 +206,8 @@ class ContainerDecoder:
         self._packets = _Packets(codec, extradata)
 
     def _demux(self, data: bytes) -> list[Any]:
+        if self.container == "raw":
+            return [data] if data else []
         if self._ogg is not None:
             return self._ogg_packets(self._ogg.feed(data))
         if self._webm is not None:

@@ -11,13 +11,14 @@ import itertools
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.server.app import Gateway
 from tests import speech
-from tests.client import Received, collect, url, wer
+from tests.client import Received, collect, stream, url, wer
 from tests.test_livecontainers import unknown_cluster_sizes
 from tests.test_server import as_dict, sdk_environment
 
@@ -118,3 +119,26 @@ async def test_corrupt_container_closes_its_stream_only(gateway: Gateway) -> Non
     assert good.of("Metadata")[0]["duration"] == pytest.approx(len(sentence) / 16_000, abs=0.05)
     text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in good.of("Results") if m["is_final"])
     assert wer(speech.SENTENCES[2], text) < 0.5, text
+
+
+async def test_wav_header_without_parameters_sets_rate(gateway: Gateway) -> None:
+    import io
+    import wave
+
+    rate = 8_000
+    pcm = np.concatenate(
+        [speech.silence(0.5, rate), speech.espeak(speech.SENTENCES[1], rate), speech.silence(0.8, rate)]
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    # 1001-byte frames: samples cut across frames, as a file sliced anywhere is. (Paced as if 16 kHz: 2x real time.)
+    got = await stream(url(gateway.port, "interim_results=true"), buffer.getvalue(), frame_bytes=1001)
+    assert got.close_code == 1000
+    assert got.of("Metadata")[0]["duration"] == pytest.approx(len(pcm) / rate, abs=0.01)
+    text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in got.of("Results") if m["is_final"])
+    assert wer(speech.SENTENCES[1], text) < 0.8, text  # 8 kHz espeak is hard for tiny.en
+    assert "tomorrow" in text.lower(), text

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,3 +58,38 @@ def write_wav(path: Path, samples: Int16, rate: int = 16_000) -> Path:
         w.setframerate(rate)
         w.writeframes(samples.tobytes())
     return path
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only, unseekable sink: muxers write it the way they write a live stream."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, b: Any) -> int:
+        self.data += b
+        return len(b)
+
+
+def encode(samples: Int16, container: str, codec: str, rate: int = 16_000, layout: str = "mono") -> bytes:
+    """``samples`` (16-bit mono at ``rate``) encoded by PyAV, e.g. ("ogg", "libopus"), ("webm", "libopus"),
+    ("flac", "flac"), muxed as a live stream (no seeking back: WebM's Segment has an unknown size)."""
+    import av
+
+    out_rate = 48_000 if codec == "libopus" else rate
+    sink = _Pipe()
+    with av.open(sink, "w", format=container) as muxer:
+        stream = muxer.add_stream(codec, rate=out_rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        resampler = av.AudioResampler(format="s16", layout=layout, rate=out_rate, frame_size=960)
+        for piece in [*resampler.resample(frame), *resampler.resample(None), None]:
+            for packet in stream.encode(piece):
+                muxer.mux(packet)
+    return bytes(sink.data)

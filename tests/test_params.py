@@ -33,6 +33,14 @@ def test_sdk_style_query() -> None:
     assert p.raw["extra[a]"] == ("1",)
 
 
+@pytest.mark.parametrize("name", ["opus", "ogg-opus", "flac", "ogg", "webm"])
+def test_container_encodings_need_no_sample_rate(name: str) -> None:
+    p = parse_params(f"encoding={name}")
+    assert p.encoding.is_container
+    assert p.encoding.value == name
+    assert parse_params(f"encoding={name}&sample_rate=48000").sample_rate == 48_000
+
+
 def test_endpointing_false_disables_endpoints() -> None:
     assert parse_params("endpointing=false").endpointing_ms is None
 
@@ -41,7 +49,7 @@ def test_endpointing_false_disables_endpoints() -> None:
     ("query", "needle"),
     [
         ("encoding=wav&sample_rate=16000", "unknown encoding"),
-        ("encoding=opus&sample_rate=16000", "not supported"),
+        ("encoding=speex&sample_rate=16000", "not supported"),
         ("encoding=linear16", "sample_rate"),
         ("encoding=linear16&sample_rate=4000", "between 8000 and 48000"),
         ("encoding=linear16&sample_rate=96000", "between 8000 and 48000"),

@@ -21,9 +21,11 @@ from websockets.datastructures import Headers
 
 from gateway.core.audio import DecodedFrame
 from gateway.core.errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
+from gateway.core.params import parse_params
 from gateway.core.transcriber import ChannelTranscriber, SpeechStarted, TranscriberConfig, Transcript
 from gateway.core.types import Backend, DecodeResult, Word
 from gateway.engines.pending import PendingAudio
+from gateway.engines.relay import DeepgramRelayEngine
 from gateway.engines.relay_config import RelayConfig
 from gateway.engines.relay_upstream import environment, rejection
 from gateway.server.app import Gateway
@@ -109,6 +111,14 @@ def test_transcriber_taking_over_mid_stream_keeps_stream_time() -> None:
     word = Word("call", request.offset + 0.1, request.offset + 0.4, 0.9)
     finals = [e for e in channel.complete(DecodeResult((word,))) if isinstance(e, Transcript) and e.is_final]
     assert finals[0].start == pytest.approx(7.5)
+
+
+@pytest.mark.parametrize(("encoding", "sent"), [("webm", None), ("ogg", None), ("opus", ["opus"]), ("flac", ["flac"])])
+def test_container_encodings_go_upstream_as_deepgram_names_them(encoding: str, sent: list[str] | None) -> None:
+    engine = DeepgramRelayEngine(RelayConfig(api_key="k"))
+    _, query = engine.upstream_query(parse_params(f"encoding={encoding}&model=nova-3&engine=deepgram"))
+    assert query.get("encoding") == sent
+    assert "engine" not in query
 
 
 def test_relay_url_becomes_an_sdk_environment() -> None:

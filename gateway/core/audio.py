@@ -5,6 +5,9 @@ stream, so frames of any size resample seamlessly. It validates frame sizes
 (whole samples across all channels) and raises
 :class:`~gateway.core.errors.InvalidAudio` otherwise.
 
+:class:`PcmPipeline` is the float half (mix, resample, VAD copy) that the
+container decoders (:mod:`gateway.core.livecontainers`) share.
+
 Resampling uses libsoxr (high quality, linear phase), whose low-pass filter
 keeps 48 kHz input from aliasing and 8 kHz telephony from imaging.
 """
@@ -79,48 +82,46 @@ class DecodedFrame:
     input_seconds: float
 
 
-class AudioDecoder:
-    """Stateful decoder for one stream: bytes in, per-channel 16 kHz audio out."""
+class PcmPipeline:
+    """Float samples at their own rate in, 16 kHz per transcribed channel out (one stream's state).
 
-    def __init__(
-        self,
-        encoding: Encoding,
-        sample_rate: int,
-        channels: int = 1,
-        multichannel: bool = False,
-    ) -> None:
-        self.encoding = encoding
+    Mixes channels down unless ``multichannel``, resamples with libsoxr and
+    makes the VAD's int16 copy at ``vad_rate`` (8 kHz for telephony, else 16 kHz).
+    """
+
+    def __init__(self, sample_rate: int, channels: int, multichannel: bool, vad_rate: int | None = None) -> None:
         self.sample_rate = sample_rate
         self.channels = channels
         self.multichannel = multichannel
         self.out_channels = channels if multichannel else 1
-        self.frame_bytes = encoding.sample_width * channels
         # Narrow-band audio is judged by the VAD at its own rate (webrtcvad has
         # an 8 kHz mode tuned for it); everything else at 16 kHz after resampling.
-        self.vad_rate = 8_000 if sample_rate == 8_000 else SAMPLE_RATE
+        self.vad_rate = vad_rate if vad_rate is not None else (8_000 if sample_rate == 8_000 else SAMPLE_RATE)
         self._resampler: soxr.ResampleStream | None = None
         if sample_rate != SAMPLE_RATE:
             self._resampler = soxr.ResampleStream(
                 sample_rate, SAMPLE_RATE, self.out_channels, dtype="float32", quality="HQ"
             )
-        self.samples_in = 0
-
-    def decode(self, frame: bytes) -> DecodedFrame:
-        """Decode one binary frame; raises InvalidAudio if it splits a sample."""
-        if len(frame) % self.frame_bytes:
-            raise InvalidAudio(
-                f"frame of {len(frame)} bytes is not a whole number of {self.encoding.value} samples "
-                f"({self.frame_bytes} bytes per sample across {self.channels} channel(s))"
+        self._vad_resampler: soxr.ResampleStream | None = None
+        if self.vad_rate not in (sample_rate, SAMPLE_RATE):
+            self._vad_resampler = soxr.ResampleStream(
+                sample_rate, self.vad_rate, self.out_channels, dtype="float32", quality="HQ"
             )
-        samples = self._to_float(frame).reshape(-1, self.channels)
-        self.samples_in += samples.shape[0]
+
+    def process(self, samples: Float32) -> DecodedFrame:
+        """``samples`` shaped (frames, channels), in [-1, 1]."""
         if not self.multichannel and self.channels > 1:
             samples = samples.mean(axis=1, keepdims=True, dtype=np.float32)
         native = samples
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         out = tuple(np.ascontiguousarray(samples[:, i]) for i in range(self.out_channels))
-        vad_source = native if self.vad_rate == self.sample_rate else samples
+        if self.vad_rate == self.sample_rate:
+            vad_source = native
+        elif self._vad_resampler is not None:
+            vad_source = self._vad_resampler.resample_chunk(native)
+        else:
+            vad_source = samples
         vad = tuple(to_int16(vad_source[:, i]) for i in range(self.out_channels))
         return DecodedFrame(out, vad, native.shape[0] / self.sample_rate)
 
@@ -145,6 +146,58 @@ class AudioDecoder:
         else:
             vad = tuple(np.zeros(0, np.int16) for _ in tail)
         return DecodedFrame(tail, vad, 0.0)
+
+
+def empty_frame(channels: int) -> DecodedFrame:
+    """A frame with no audio (container headers, bytes still buffered)."""
+    return DecodedFrame(
+        tuple(np.zeros(0, np.float32) for _ in range(channels)),
+        tuple(np.zeros(0, np.int16) for _ in range(channels)),
+        0.0,
+    )
+
+
+class AudioDecoder:
+    """Stateful decoder for one stream of raw samples: bytes in, per-channel 16 kHz audio out."""
+
+    def __init__(
+        self,
+        encoding: Encoding,
+        sample_rate: int,
+        channels: int = 1,
+        multichannel: bool = False,
+        vad_rate: int | None = None,
+    ) -> None:
+        if encoding.is_container:
+            raise ValueError(f"{encoding.value} is a container; use gateway.core.livecontainers")
+        self.encoding = encoding
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.multichannel = multichannel
+        self.frame_bytes = encoding.sample_width * channels
+        self._pcm = PcmPipeline(sample_rate, channels, multichannel, vad_rate)
+        self.out_channels = self._pcm.out_channels
+        self.vad_rate = self._pcm.vad_rate
+        self.samples_in = 0
+
+    def decode(self, frame: bytes) -> DecodedFrame:
+        """Decode one binary frame; raises InvalidAudio if it splits a sample."""
+        if len(frame) % self.frame_bytes:
+            raise InvalidAudio(
+                f"frame of {len(frame)} bytes is not a whole number of {self.encoding.value} samples "
+                f"({self.frame_bytes} bytes per sample across {self.channels} channel(s))"
+            )
+        samples = self._to_float(frame).reshape(-1, self.channels)
+        self.samples_in += samples.shape[0]
+        return self._pcm.process(samples)
+
+    def flush(self) -> tuple[Float32, ...]:
+        """Drain the resampler's delay line at the end of the stream."""
+        return self._pcm.flush()
+
+    def flush_frame(self) -> DecodedFrame | None:
+        """The resampler's tail as a last frame (None when there is none)."""
+        return self._pcm.flush_frame()
 
     def _to_float(self, frame: bytes) -> Float32:
         if self.encoding is Encoding.LINEAR16:

@@ -20,20 +20,33 @@ MAX_CHANNELS = 8
 
 
 class Encoding(StrEnum):
-    """Raw audio encodings the gateway decodes."""
+    """Audio encodings the gateway decodes: raw samples, or a container (see core/livecontainers.py)."""
 
     LINEAR16 = "linear16"
     MULAW = "mulaw"
     ALAW = "alaw"
+    OPUS = "opus"
+    """Ogg/Opus, as Deepgram means it (WebM/Opus is taken too)."""
+    OGG_OPUS = "ogg-opus"
+    FLAC = "flac"
+    OGG = "ogg"
+    WEBM = "webm"
 
     @property
     def sample_width(self) -> int:
         return 2 if self is Encoding.LINEAR16 else 1
 
+    @property
+    def is_container(self) -> bool:
+        """Framed, self-describing audio: the rate and channels come from the stream itself."""
+        return self not in (Encoding.LINEAR16, Encoding.MULAW, Encoding.ALAW)
+
+
+_SUPPORTED = ", ".join(e.value for e in Encoding)
 
 # Encodings Deepgram accepts that we recognise but do not decode: answered with
 # a precise 400 rather than a generic "unknown".
-_KNOWN_UNSUPPORTED = {"linear32", "flac", "amr-nb", "amr-wb", "opus", "ogg-opus", "speex", "g729"}
+_KNOWN_UNSUPPORTED = {"linear32", "amr-nb", "amr-wb", "speex", "g729"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +123,7 @@ def parse_params(query: str) -> StreamParams:
 
     raw_encoding = _one(values, "encoding")
     if raw_encoding is None:
-        # Containerised audio (WAV/Ogg) is not decoded here; raw PCM is the default.
+        # Linear16 unless the first bytes are a container (sniffed per stream, as Deepgram does).
         encoding = Encoding.LINEAR16
     else:
         try:
@@ -118,13 +131,13 @@ def parse_params(query: str) -> StreamParams:
         except ValueError:
             if raw_encoding.strip().lower() in _KNOWN_UNSUPPORTED:
                 raise BadRequest(
-                    f"encoding '{raw_encoding}' is not supported by this gateway; use linear16, mulaw or alaw"
+                    f"encoding '{raw_encoding}' is not supported by this gateway; use {_SUPPORTED}"
                 ) from None
-            raise BadRequest(f"unknown encoding {raw_encoding!r}; use linear16, mulaw or alaw") from None
+            raise BadRequest(f"unknown encoding {raw_encoding!r}; use {_SUPPORTED}") from None
 
     raw_rate = _one(values, "sample_rate")
     if raw_rate is None:
-        if raw_encoding is not None:
+        if raw_encoding is not None and not encoding.is_container:
             raise BadRequest("parameter 'sample_rate' is required when 'encoding' is set")
         sample_rate = 16_000
     else:

@@ -46,7 +46,7 @@ from gateway.core.errors import (
     UpstreamStalled,
     UpstreamUnavailable,
 )
-from gateway.core.params import StreamParams
+from gateway.core.params import Encoding, StreamParams
 from gateway.core.types import Word
 from gateway.engines.base import Emit, Fail, Usage
 from gateway.engines.pending import PendingAudio
@@ -60,6 +60,8 @@ BudgetLeft = Callable[[], float | None]
 STOP_GRACE_S = 2.0
 GATEWAY_PARAMS = frozenset({"engine"})
 """Query parameters that steer this gateway and mean nothing upstream."""
+GATEWAY_ENCODINGS = frozenset({Encoding.OGG, Encoding.WEBM})
+"""Container encodings only this gateway names (Deepgram takes those containers with no ``encoding``)."""
 
 
 class RelayState(Enum):
@@ -135,6 +137,8 @@ class DeepgramRelayEngine:
         """The model and the other parameters sent upstream: the client's, minus the gateway's own."""
         model = params.model or self.config.model
         rest = {k: list(v) for k, v in params.raw.items() if k not in GATEWAY_PARAMS and k != "model"}
+        if params.encoding in GATEWAY_ENCODINGS:
+            rest.pop("encoding", None)  # Deepgram knows no such name; it sniffs the container itself
         return model, rest
 
 

@@ -1,7 +1,8 @@
 """Sans-I/O state machine of one ``/v1/listen`` connection, client side in.
 
 Frames in, :class:`ClientEvent` values out; no sockets, no asyncio. Binary
-frames are decoded to 16 kHz per-channel audio; text frames are parsed as
+frames are decoded to 16 kHz per-channel audio (raw samples, or a container
+sniffed or named by ``encoding``: :mod:`gateway.core.livecontainers`); text frames are parsed as
 Deepgram control messages. Malformed input raises a
 :class:`~gateway.core.errors.StreamError` carrying its close code.
 
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from gateway.core.audio import AudioDecoder, DecodedFrame
+from gateway.core.audio import DecodedFrame
 from gateway.core.errors import FrameTooLarge, InvalidMessage, InvalidTransition
+from gateway.core.livecontainers import FrameDecoder, make_decoder
 from gateway.core.params import StreamParams
 
 
@@ -89,7 +91,7 @@ class ListenProtocol:
     def __init__(self, params: StreamParams, max_frame_bytes: int = 1 << 20) -> None:
         self.params = params
         self.max_frame_bytes = max_frame_bytes
-        self.decoder = AudioDecoder(params.encoding, params.sample_rate, params.channels, params.multichannel)
+        self.decoder: FrameDecoder = make_decoder(params)
         self.state = State.OPEN
         self.audio_seconds = 0.0
         self.bytes_received = 0
@@ -112,6 +114,13 @@ class ListenProtocol:
         self.bytes_received += len(data)
         self.audio_seconds += frame.input_seconds
         return AudioReceived(frame)
+
+    def tail(self) -> DecodedFrame | None:
+        """At the end: audio still inside the decoder (a container parser's held frames, the resampler's tail)."""
+        frame = self.decoder.flush_frame()
+        if frame is not None:
+            self.audio_seconds += frame.input_seconds
+        return frame
 
     def receive_text(self, text: str) -> ClientEvent:
         """One text frame: a JSON control message."""

@@ -107,7 +107,7 @@ class ListenSession(StreamShell):
         return False
 
     def tail_frame(self) -> DecodedFrame | None:
-        return self.protocol.decoder.flush_frame()  # the last few ms still inside the resampler
+        return self.protocol.tail()  # held container frames, the last few ms inside the resampler
 
     def close_protocol(self) -> None:
         self.protocol.close()

@@ -69,7 +69,7 @@ class FileJob:
 
 def decode_upload(body: bytes, params: StreamParams | None) -> FileJob:
     """The body as 16 kHz mono: raw samples when ``encoding`` was given, else a container (blocking)."""
-    if params is not None and "encoding" in params.raw:
+    if params is not None and "encoding" in params.raw and not params.encoding.is_container:
         decoder = AudioDecoder(params.encoding, params.sample_rate, params.channels)
         frame = decoder.decode(body)
         audio = np.concatenate([frame.channels[0], decoder.flush()[0]])

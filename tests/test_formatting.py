@@ -137,3 +137,13 @@ def test_configure_refusals_have_documented_codes(body: dict[str, object], code:
         configure.parse_configure({"type": "Configure", **body})
     assert caught.value.code == code
     assert caught.value.description
+
+
+def test_batched_prompt_keeps_hotwords_whole() -> None:
+    from gateway.engines.batched import PROMPT_STEP, aligned_prompt
+
+    hot, previous = list(range(100, 105)), list(range(20))
+    tokens = aligned_prompt(hot, previous)
+    assert len(tokens) % PROMPT_STEP == 0 and tokens[:5] == hot and tokens[5:] == previous[-len(tokens) + 5 :]
+    assert aligned_prompt(hot, []) == hot  # never cut, even when that leaves the row unaligned
+    assert aligned_prompt([], previous) == previous[len(previous) % PROMPT_STEP :]

@@ -43,10 +43,10 @@ def compression_ratio(text: str) -> float:
 
 def aligned_prompt(hotwords: list[int], previous: list[int]) -> list[int]:
     """Hotwords first (kept whole, as faster-whisper places them), then the end of the previous
-    text, cut to a multiple of PROMPT_STEP tokens from the previous text's start first."""
+    text, cut from its start to a multiple of PROMPT_STEP tokens where it is long enough (rows
+    are grouped by prompt length; a row whose hotwords leave it unaligned is a group of its own)."""
     extra = (len(hotwords) + len(previous)) % PROMPT_STEP
-    cut_previous = min(extra, len(previous))
-    return hotwords[extra - cut_previous :] + previous[cut_previous:]
+    return hotwords + previous[extra:] if extra <= len(previous) else hotwords + previous
 
 
 class BatchedWhisperBackend(WhisperBackend):

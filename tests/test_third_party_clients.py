@@ -187,8 +187,8 @@ async def test_finalize_configure_and_interims(
     backend: Backend, any_client: tuple[str, str, str, dict[str, str]], short_tail_clip: Path, tmp_path: Path
 ) -> None:
     """Defects 3, 4, 6, 7 with each real client: the words pending at Finalize carry from_finalize (no empty
-    from_finalize result after them); Configure (keyterms) is answered with ConfigureSuccess; interims end at word boundaries;
-    words interims showed on audio heard to its end are in the final, and no final word was made up."""
+    from_finalize result after them); Configure (keyterms) is answered with ConfigureSuccess; interims end at word
+    boundaries; words interims showed on audio heard to its end are in the final, and no final word was made up."""
     from gateway.server.app import Gateway
 
     name, exe, script, env = any_client

@@ -13,6 +13,7 @@ of a bias that does not apply), per mode.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import time
@@ -50,9 +51,10 @@ PROMPT_CHARS = 200
 """What the live transcriber keeps of its prompt (``TranscriberConfig.prompt_chars``): the end."""
 
 MODES = ("none", "prompt", "hotwords", "context", "context+prompt", "context+hotwords")
-"""How the terms reach the decoder. ``context``: the prompt holds the previous sentence, as a
-live stream's prompt holds the text finalised before the window; ``context+prompt``: the terms
-are put before it and the whole cut to its last 200 characters, as a prompt prefix would be."""
+"""How the terms reach the decoder. ``context``: the prompt holds the sentences before (its last 200
+characters), as a live stream's prompt holds the text finalised before the window; ``context+prompt``:
+the terms are put before that text and the whole cut to its last 200 characters, as a prompt prefix
+would be (so they are cut away once the stream has said 200 characters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ class ModeScore:
 
 def bias(mode: str, terms: str, previous: str) -> tuple[str, str]:
     """(prompt, hotwords) of a window in ``mode``; ``previous`` is the text finalised before it."""
-    context = previous if mode.startswith("context") else ""
+    context = previous[-PROMPT_CHARS:] if mode.startswith("context") else ""
     if mode in ("prompt", "context+prompt"):
         return (terms + " " + context).strip()[-PROMPT_CHARS:], ""
     if mode in ("hotwords", "context+hotwords"):
@@ -98,7 +100,7 @@ def run(modes: Sequence[str], threads: int = 0) -> list[ModeScore]:
     def decode(mode: str, clips: list[tuple[str, npt.NDArray[np.float32]]]) -> list[str]:
         texts = []
         for i, (_, audio) in enumerate(clips):
-            previous = clips[i - 1][0] if i else ""
+            previous = " ".join(text for text, _ in clips[:i])  # all said before, as a live stream's finals
             prompt, hotwords = bias(mode, joined, previous)
             request = DecodeRequest(audio, 0.0, prompt=prompt, hotwords=hotwords, final=True)
             texts.append(" ".join(w.text for w in backend.decode(request).words))
@@ -128,11 +130,63 @@ def run(modes: Sequence[str], threads: int = 0) -> list[ModeScore]:
     return out
 
 
+async def _live_finals(port: int, query: str, pcm: bytes) -> str:
+    from websockets.asyncio.client import connect
+
+    finals: list[str] = []
+    async with connect(f"ws://127.0.0.1:{port}/v1/listen?{query}") as ws:
+
+        async def read() -> None:
+            async for raw in ws:
+                message = json.loads(raw)
+                if message.get("type") == "Results" and message["is_final"]:
+                    finals.append(message["channel"]["alternatives"][0]["transcript"])
+
+        reader = asyncio.create_task(read())
+        step = 3200  # 100 ms, sent at real time
+        for i in range(0, len(pcm), step):
+            await ws.send(pcm[i : i + step])
+            await asyncio.sleep(0.1)
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        await reader
+    return " ".join(finals)
+
+
+def run_live(threads: int = 0) -> list[tuple[str, float, float]]:
+    """The sentences as one live stream through an in-process gateway at real time, without and with
+    ``keyterm``: (mode, term recall, WER) each."""
+    from bench.synth import compose
+    from gateway.engines import models
+    from gateway.engines.whisper import WhisperBackend, WhisperOptions
+    from gateway.server.app import Gateway
+    from gateway.server.config import ServerConfig
+
+    backend = WhisperBackend(WhisperOptions(model_path=str(models.tiny_en()), name="tiny.en", cpu_threads=threads))
+    audio = compose([espeak(text) for text, _ in SENTENCES])
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    terms = [t for _, ts in SENTENCES for t in ts]
+    reference = " ".join(text for text, _ in SENTENCES)
+    base = "encoding=linear16&sample_rate=16000&punctuate=true&interim_results=true"
+
+    async def go() -> list[tuple[str, float, float]]:
+        out = []
+        config = ServerConfig(host="127.0.0.1", port=0, store_path=None)
+        async with Gateway(config, backends={"tiny.en": backend}) as gw:
+            for mode, query in (("live none", base), ("live keyterm", base + "".join(f"&keyterm={t}" for t in terms))):
+                heard_text = await _live_finals(gw.port, query, pcm)
+                wer = score([(reference, heard_text)])
+                out.append((mode, sum(heard(t, heard_text) for t in terms) / len(terms), wer.wer if wer else 0.0))
+        return out
+
+    return asyncio.run(go())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print every transcript as JSON")
+    parser.add_argument("--live", action="store_true", help="also stream them live through a gateway")
     args = parser.parse_args(argv)
     for result in run(args.modes.split(","), args.threads):
         print(
@@ -141,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         if args.json:
             print(json.dumps(result.transcripts, indent=1))
+    if args.live:
+        for mode, recall, wer in run_live(args.threads):
+            print(f"{mode:16s} term recall {recall:.0%}  WER {wer:.1%}")
 
 
 if __name__ == "__main__":

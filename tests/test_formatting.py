@@ -147,3 +147,13 @@ def test_batched_prompt_keeps_hotwords_whole() -> None:
     assert len(tokens) % PROMPT_STEP == 0 and tokens[:5] == hot and tokens[5:] == previous[-len(tokens) + 5 :]
     assert aligned_prompt(hot, []) == hot  # never cut, even when that leaves the row unaligned
     assert aligned_prompt([], previous) == previous[len(previous) % PROMPT_STEP :]
+
+
+def test_relay_keeps_the_callback_to_the_gateway() -> None:
+    from gateway.engines.relay import DeepgramRelayEngine
+    from gateway.engines.relay_config import RelayConfig
+
+    relay = DeepgramRelayEngine(RelayConfig(url="ws://127.0.0.1:9", api_key="k"))
+    params = parse_params("callback=http://127.0.0.1:9/x&callback_method=put&keyterm=Nguyen&redact=pci&engine=deepgram")
+    _model, rest = relay.upstream_query(params)
+    assert rest == {"keyterm": ["Nguyen"], "redact": ["pci"]}

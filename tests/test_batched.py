@@ -51,3 +51,18 @@ def test_batched_agrees_with_decoding_alone(batched: BatchedWhisperBackend) -> N
     together = [[w.text for w in r.words] for r in batched.decode_batch(requests)]
     alone = [[w.text for w in batched.decode_batch([r])[0].words] for r in requests]
     assert together == alone
+
+
+def test_hotwords_bias_each_row_of_a_batch(batched: BatchedWhisperBackend) -> None:
+    """Keyterms travel as hotwords in a batch too: the row that has them spells the names right."""
+    rare = "Ask Siobhan to send the contract to Tomasz."
+    audio = window(rare)
+    plain, biased = batched.decode_batch(
+        [
+            DecodeRequest(audio, offset=0.0, prompt="Good morning."),
+            DecodeRequest(audio, offset=0.0, prompt="Good morning.", hotwords="Siobhan, Tomasz"),
+        ]
+    )
+    heard = " ".join(w.text for w in biased.words)
+    assert "Siobhan" in heard or "Tomasz" in heard, heard
+    assert wer(rare, heard) <= wer(rare, " ".join(w.text for w in plain.words)), heard

@@ -129,6 +129,23 @@ async def test_raw_linear16_body_with_encoding(gateway: Gateway) -> None:
     assert wer(SENTENCES[1], got.json()["results"]["channels"][0]["alternatives"][0]["transcript"]) < 0.5
 
 
+async def test_file_keyterm_numerals_and_redact(gateway: Gateway) -> None:
+    """The live options apply to files too: keyterms as hotwords, numerals and redaction on the words."""
+    pcm = speech.utterances(
+        ("Ask Siobhan to send the contract to Tomasz.", "My account number is seven three nine two.")
+    )
+    query = "encoding=linear16&sample_rate=16000&punctuate=true&numerals=true&redact=numbers"
+    query += "&keyterm=Siobhan&keyterm=Tomasz"
+    async with httpx.AsyncClient(timeout=120) as http:
+        got = await http.post(f"{base(gateway)}/v1/listen?{query}", content=pcm.tobytes())
+    assert got.status_code == 200, got.text
+    alternative = got.json()["results"]["channels"][0]["alternatives"][0]
+    transcript = alternative["transcript"]
+    assert "Siobhan" in transcript or "Tomasz" in transcript, transcript
+    assert "*" in transcript and not any(c.isdigit() for c in transcript), transcript
+    assert any("*" in w["punctuated_word"] for w in alternative["words"])
+
+
 @pytest.mark.parametrize(
     ("query", "body", "headers", "needle"),
     [

@@ -14,7 +14,7 @@ from typing import Any
 from gateway.core.transcriber import Transcript
 from gateway.core.types import Word
 
-_STRIP = re.compile(r"^[^\w']+|[^\w']+$")
+_STRIP = re.compile(r"^[^\w'*]+|[^\w'*]+$")  # asterisks are masked words (redact, profanity_filter)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from gateway.core.errors import BadRequest
 
@@ -48,6 +48,49 @@ _SUPPORTED = ", ".join(e.value for e in Encoding)
 # a precise 400 rather than a generic "unknown".
 _KNOWN_UNSUPPORTED = {"linear32", "amr-nb", "amr-wb", "speex", "g729"}
 
+MAX_KEYTERM_CHARS = 500
+"""All keyterms together, joined by ", ". Whisper keeps at most 223 tokens of hotwords; rare names
+cost about one token per 2-3 characters, so this is what fits (Deepgram's own limit is 500 of its tokens)."""
+
+REDACT_KINDS = ("pci", "numbers", "ssn")
+"""What ``redact`` can ask for here (``true`` and ``aggressive_numbers`` mean ``numbers``)."""
+
+_REDACT_ALIASES = {"true": "numbers", "aggressive_numbers": "numbers"}
+
+
+class KeytermsTooLong(ValueError):
+    """The keyterms do not fit the decoder's prompt."""
+
+
+def clean_keyterms(terms: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Stripped, non-empty, first occurrence only; :class:`KeytermsTooLong` past :data:`MAX_KEYTERM_CHARS`."""
+    seen: dict[str, None] = {}
+    for term in terms:
+        cleaned = " ".join(term.split())
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    kept = tuple(seen)
+    if len(", ".join(kept)) > MAX_KEYTERM_CHARS:
+        raise KeytermsTooLong(f"keyterms exceed {MAX_KEYTERM_CHARS} characters together")
+    return kept
+
+
+def _keywords(values: list[str]) -> list[str]:
+    """Deepgram's ``keywords=term:boost``: the term, unless the boost suppresses it (<= 0)."""
+    terms = []
+    for value in values:
+        term, sep, boost = value.rpartition(":")
+        if not sep:
+            terms.append(value)
+            continue
+        try:
+            weight = float(boost)
+        except ValueError:
+            raise BadRequest(f"parameter 'keywords' must be term or term:boost, got {value!r}") from None
+        if weight > 0:  # a suppressed keyword would be made likelier by a prompt: dropped
+            terms.append(term)
+    return terms
+
 
 @dataclass(frozen=True, slots=True)
 class StreamParams:
@@ -69,6 +112,16 @@ class StreamParams:
     engine: str | None = None
     """Routing override (``whisper``, ``deepgram`` or ``a,b`` preferences)."""
     tags: tuple[str, ...] = ()
+    keyterms: tuple[str, ...] = ()
+    """``keyterm`` and ``keywords`` (boosts dropped): vocabulary the decoder is biased towards."""
+    numerals: bool = False
+    profanity_filter: bool = False
+    redact: tuple[str, ...] = ()
+    """Kinds of :data:`REDACT_KINDS` to replace with asterisks."""
+    no_delay: bool = False
+    diarize: bool = False
+    callback: str | None = None
+    callback_method: str = "POST"
     raw: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     """Every parameter as received, for relays that pass them through."""
 
@@ -112,6 +165,22 @@ def _int(raw: str, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise BadRequest(f"parameter '{name}' must be between {low} and {high}, got {value}")
     return value
+
+
+def _redact(values: list[str]) -> tuple[str, ...]:
+    kinds: dict[str, None] = {}
+    for value in values:
+        for part in value.split(","):  # some clients join the kinds with commas
+            kind = part.strip().lower()
+            if kind in ("", "false"):
+                continue
+            kind = _REDACT_ALIASES.get(kind, kind)
+            if kind not in REDACT_KINDS:
+                raise BadRequest(
+                    f"parameter 'redact': {part.strip()!r} is not supported here; use pci, numbers (or true) or ssn"
+                )
+            kinds.setdefault(kind, None)
+    return tuple(kinds)
 
 
 def parse_params(query: str) -> StreamParams:
@@ -171,6 +240,20 @@ def parse_params(query: str) -> StreamParams:
         model = None  # deepgram-sdk 3.x sends its default, the string "None": no model asked for
     engine = _one(values, "engine")
 
+    try:
+        keyterms = clean_keyterms([*values.get("keyterm", []), *_keywords(values.get("keywords", []))])
+    except KeytermsTooLong as exc:
+        raise BadRequest(f"parameters 'keyterm'/'keywords': {exc}") from None
+    callback = _one(values, "callback")
+    if callback is not None:
+        callback = callback.strip()
+        target = urlsplit(callback)
+        if target.scheme not in ("http", "https") or not target.hostname:
+            raise BadRequest(f"parameter 'callback' must be an http or https URL, got {callback!r}")
+    method = (_one(values, "callback_method") or "POST").strip().upper()
+    if method not in ("POST", "PUT"):
+        raise BadRequest(f"parameter 'callback_method' must be post or put, got {method.lower()!r}")
+
     return StreamParams(
         encoding=encoding,
         sample_rate=sample_rate,
@@ -186,5 +269,13 @@ def parse_params(query: str) -> StreamParams:
         model=model.strip() if model else None,
         engine=engine.strip().lower() if engine else None,
         tags=tuple(values.get("tag", [])),
+        keyterms=keyterms,
+        numerals=_bool(values, "numerals", False),
+        profanity_filter=_bool(values, "profanity_filter", False),
+        redact=_redact(values.get("redact", [])),
+        no_delay=_bool(values, "no_delay", False),
+        diarize=_bool(values, "diarize", False) or bool(_one(values, "diarize_model")),
+        callback=callback,
+        callback_method=method,
         raw={k: tuple(v) for k, v in values.items()},
     )

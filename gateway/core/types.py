@@ -38,6 +38,8 @@ class DecodeRequest:
     """Decode ``audio`` whose first sample sits at ``offset`` stream seconds.
 
     ``prompt`` is previously finalised text used as decoder context.
+    ``hotwords`` is vocabulary to bias towards (Deepgram's ``keyterm``), kept
+    whole however long the prompt grows (faster-whisper's ``hotwords``).
     ``final`` marks a flush (endpoint, Finalize, close): backends may spend
     more effort (e.g. a wider beam) on it.
     """
@@ -46,6 +48,7 @@ class DecodeRequest:
     offset: float
     prompt: str = ""
     final: bool = False
+    hotwords: str = ""
 
     @property
     def duration(self) -> float:

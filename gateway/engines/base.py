@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from gateway.core.audio import DecodedFrame
+from gateway.core.configure import ConfigureChange
 from gateway.core.params import StreamParams
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
@@ -100,6 +101,15 @@ class EngineStream(Protocol):
 
     async def abort(self) -> None:
         """Stop at once (server shutdown); no further messages."""
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """An engine stream that takes Deepgram's mid-stream ``Configure`` (the local engine does;
+    relayed streams answer ConfigureFailure)."""
+
+    async def configure(self, change: ConfigureChange) -> None:
+        """Apply a validated change from the next decode / Results on."""
 
 
 class Engine(Protocol):

@@ -41,6 +41,14 @@ def compression_ratio(text: str) -> float:
     return len(raw) / max(1, len(zlib.compress(raw)))
 
 
+def aligned_prompt(hotwords: list[int], previous: list[int]) -> list[int]:
+    """Hotwords first (kept whole, as faster-whisper places them), then the end of the previous
+    text, cut from its start to a multiple of PROMPT_STEP tokens where it is long enough (rows
+    are grouped by prompt length; a row whose hotwords leave it unaligned is a group of its own)."""
+    extra = (len(hotwords) + len(previous)) % PROMPT_STEP
+    return hotwords + previous[extra:] if extra <= len(previous) else hotwords + previous
+
+
 class BatchedWhisperBackend(WhisperBackend):
     """One model; ``decode_batch`` decodes up to ``max_batch`` windows at once."""
 
@@ -81,11 +89,11 @@ class BatchedWhisperBackend(WhisperBackend):
         return [DecodeResult(r.words, share) for r in results]
 
     def _previous_tokens(self, request: DecodeRequest) -> list[int]:
+        hot = request.hotwords.strip()
         text = request.prompt.strip()
-        if not text:
-            return []
-        tokens: list[int] = self.tokenizer.encode(" " + text)[-MAX_PROMPT_TOKENS:]
-        return tokens[len(tokens) % PROMPT_STEP :]
+        hot_tokens: list[int] = self.tokenizer.encode(" " + hot)[: MAX_PROMPT_TOKENS // 2] if hot else []
+        tokens: list[int] = self.tokenizer.encode(" " + text)[-(MAX_PROMPT_TOKENS - len(hot_tokens)) :] if text else []
+        return aligned_prompt(hot_tokens, tokens)
 
     def _decode_group(self, requests: list[DecodeRequest], previous: list[list[int]]) -> list[list[Word]]:
         model = self.model

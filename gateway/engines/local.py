@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
-from gateway.core import messages
+from gateway.core import formatting, messages
 from gateway.core.audio import DecodedFrame
+from gateway.core.configure import ConfigureChange
 from gateway.core.params import StreamParams
 from gateway.core.transcriber import (
     ChannelTranscriber,
@@ -71,7 +72,9 @@ class WhisperEngine:
         if file_segments is None:
             step = 30 * SAMPLE_RATE
             for start in range(0, len(audio), step):
-                request = DecodeRequest(audio[start : start + step], start / SAMPLE_RATE, prompt, final=True)
+                request = DecodeRequest(
+                    audio[start : start + step], start / SAMPLE_RATE, prompt, final=True, hotwords=hotwords
+                )
                 result = await scheduler.decode(request)
                 if result.words:
                     segments.append(result.words)
@@ -124,6 +127,26 @@ class WhisperStream:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self.usage = Usage("whisper")
         self._failure: BaseException | None = None
+        self.formatting = formatting.Formatting(params.numerals, params.profanity_filter, params.redact)
+        self.keyterms = params.keyterms
+
+    @property
+    def hotwords(self) -> str:
+        """The keyterms as faster-whisper ``hotwords``: kept whole ahead of the prompt of finalised text
+        (a prompt prefix would be the first thing cut as that text grows; bench/keyterms.py)."""
+        return ", ".join(self.keyterms)
+
+    async def configure(self, change: ConfigureChange) -> None:
+        """Apply a Configure: keyterms from the next decode on, features from the next Results on."""
+        if change.keyterms is not None:
+            self.keyterms = change.keyterms
+        if change.features:
+            current = self.formatting
+            self.formatting = replace(
+                current,
+                numerals=change.features.get("numerals", current.numerals),
+                profanity_filter=change.features.get("profanity_filter", current.profanity_filter),
+            )
 
     async def push(self, frame: DecodedFrame, raw: bytes) -> None:
         self.usage.audio_s += frame.input_seconds
@@ -168,6 +191,8 @@ class WhisperStream:
         channel = self.channels[index]
         try:
             while (request := channel.next_request()) is not None:
+                if self.keyterms:
+                    request = replace(request, hotwords=self.hotwords)
                 result = await self.engine.scheduler.decode(request)
                 self.usage.inference_s += result.inference_s
                 await self._send(index, channel.complete(result))
@@ -185,6 +210,8 @@ class WhisperStream:
         total = len(self.channels)
         for event in events:
             if isinstance(event, Transcript):
+                if self.formatting.active:
+                    event = replace(event, words=formatting.apply(event.words, self.formatting))
                 await self._emit(
                     messages.results(
                         event,

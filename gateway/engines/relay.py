@@ -58,8 +58,9 @@ log = logging.getLogger(__name__)
 BudgetLeft = Callable[[], float | None]
 """Relay seconds a stream may still bill (None: no cap)."""
 STOP_GRACE_S = 2.0
-GATEWAY_PARAMS = frozenset({"engine"})
-"""Query parameters that steer this gateway and mean nothing upstream."""
+GATEWAY_PARAMS = frozenset({"engine", "callback", "callback_method"})
+"""Query parameters that steer this gateway or that it serves itself: not sent upstream (the gateway
+POSTs to ``callback``, so Deepgram must not as well; it could not reach a private URL anyway)."""
 GATEWAY_ENCODINGS = frozenset({Encoding.OGG, Encoding.WEBM})
 """Container encodings only this gateway names (Deepgram takes those containers with no ``encoding``)."""
 

@@ -94,6 +94,7 @@ class WhisperBackend:
             language="en" if self.english_only else options.language,
             beam_size=options.final_beam_size if request.final else options.beam_size,
             initial_prompt=request.prompt or None,
+            hotwords=request.hotwords or None,
             word_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=False,

@@ -19,11 +19,11 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.core import messages
+from gateway.core import configure, messages
 from gateway.core.audio import DecodedFrame
 from gateway.core.errors import StreamError
 from gateway.core.params import StreamParams
-from gateway.engines.base import Engine, EngineStream
+from gateway.engines.base import Configurable, Engine, EngineStream
 from gateway.protocols.listen import (
     AudioReceived,
     CloseStream,
@@ -99,12 +99,25 @@ class ListenSession(StreamShell):
         elif isinstance(event, CloseStream):
             return True
         elif isinstance(event, Configure):
-            await self.emit(configure_failure(self.request_id, event.body))
+            await self.emit(await self.configure(event.body))
         elif isinstance(event, UnknownMessage):
             await self.emit(messages.error(f"unknown message type {event.type!r}", variant="unknown_message_type"))
         elif isinstance(event, IgnoredAudio):
             log.debug("stream %s: %d bytes after CloseStream ignored", self.request_id, event.nbytes)
         return False
+
+    async def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply a ``Configure`` and say how it went (ConfigureSuccess / ConfigureFailure)."""
+        try:
+            change = configure.parse_configure(body)
+            if not isinstance(self.stream, Configurable):
+                raise configure.ConfigureRejected(
+                    configure.KEYTERMS_NOT_SUPPORTED, "this stream's engine does not take Configure"
+                )
+        except configure.ConfigureRejected as exc:
+            return configure.failure(self.request_id, exc.code, exc.description)
+        await self.stream.configure(change)
+        return configure.success(self.request_id, change)
 
     def tail_frame(self) -> DecodedFrame | None:
         return self.protocol.tail()  # held container frames, the last few ms inside the resampler
@@ -132,15 +145,6 @@ class ListenSession(StreamShell):
 def _model(engine: Engine) -> messages.ModelInfo:
     info = engine.model_info()
     return messages.ModelInfo(info["name"], info["version"], info["arch"], info["uuid"])
-
-
-def configure_failure(request_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Mid-stream ``Configure`` is not supported; the code is one deepgram-sdk's types document."""
-    if body.get("keyterms") is not None:
-        code, what = "CONFIGURE_KEYTERMS_NOT_SUPPORTED", "keyterm updates are not supported by this model"
-    else:
-        code, what = "CONFIGURE_INTERNAL_ERROR", "Configure is not supported by this gateway"
-    return {"type": "ConfigureFailure", "request_id": request_id, "code": code, "description": what}
 
 
 def endpointing_info(params: StreamParams, engine: Engine) -> dict[str, Any]:

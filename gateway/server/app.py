@@ -29,12 +29,14 @@ from gateway.core.errors import BadRequest, CloseCode, Draining, HandshakeError,
 from gateway.core.params import StreamParams, parse_params
 from gateway.core.types import Backend
 from gateway.engines.base import Engine
+from gateway.engines.failover import RoutedEngine
 from gateway.engines.local import WhisperEngine
 from gateway.engines.scheduler import Scheduler
 from gateway.protocols.listen_session import ListenSession, Sink
 from gateway.protocols.twilio_session import TwilioSession
 from gateway.server.auth import Principal, authenticate, split_subprotocols
 from gateway.server.backends import load_backends
+from gateway.server.callback import StreamCallback
 from gateway.server.calls import CallCenter
 from gateway.server.config import ServerConfig
 from gateway.server.dispatch import EngineRouter
@@ -233,7 +235,13 @@ class Gateway:
 
     def choose_engine(self, params: StreamParams, principal: Principal) -> Engine:
         """The engine serving a stream, as the routing policy decides (see gateway.server.dispatch)."""
-        return self.router.choose(params, principal.tenant, self.local_engine)
+        engine = self.router.choose(params, principal.tenant, self.local_engine)
+        if params.diarize and not (isinstance(engine, RoutedEngine) and engine.fallback is None):
+            # Deepgram itself diarizes a relayed stream; a stream Whisper may serve cannot be.
+            raise BadRequest(
+                "parameter 'diarize': no diarization model is available here (relay the stream to diarize)"
+            )
+        return engine
 
     def local_engine(self, params: StreamParams, strict: bool = True) -> WhisperEngine:
         """The local engine of the requested model, else the default (not strict: whatever the model)."""
@@ -284,6 +292,7 @@ class Gateway:
         params = parse_params(urlsplit(connection.request.path).query)
         principal = self.principal(connection.request)
         engine = self.choose_engine(params, principal)
+        callback = StreamCallback(params.callback, params.callback_method) if params.callback else None
         # Recorded before the engine stream opens: a relay refused at once fails over (and
         # says so) before the session is even built, and every message needs its record.
         await self.callcenter.begin_listen(request_id, params, principal.tenant)
@@ -295,7 +304,7 @@ class Gateway:
                 request_id,
                 idle_timeout_s=self.config.idle_timeout_s,
                 max_frame_bytes=self.config.max_frame_bytes,
-                sinks=(*self.sinks, self.callcenter.fanout.message),
+                sinks=(*self.sinks, self.callcenter.fanout.message, *([callback] if callback else [])),
             )
         except BaseException:
             await self.callcenter.end_listen(request_id)
@@ -326,6 +335,8 @@ class Gateway:
             )
             self.router.ledger.finish(request_id)
             await self.callcenter.end_listen(request_id)
+            if callback is not None:
+                await callback.close()
 
     def sessions(self) -> list[ListenSession | TwilioSession]:
         """Every open transcription stream (listen and Twilio)."""

@@ -27,6 +27,7 @@ import anyio.to_thread
 import numpy as np
 from websockets.http11 import Request, Response
 
+from gateway.core import formatting
 from gateway.core.audio import AudioDecoder
 from gateway.core.containers import decode_file
 from gateway.core.errors import BadRequest, HandshakeError, StreamError
@@ -92,11 +93,10 @@ def _refuse_unsupported(params: StreamParams) -> None:
         raise BadRequest("pre-recorded audio is transcribed by the local engine only; drop 'engine'")
 
 
-def prompt_of(params: StreamParams) -> str:
-    """Deepgram's ``keyterm``/``keywords`` as Whisper's initial prompt (keyword boosts dropped)."""
-    terms = [*params.raw.get("keyterm", ()), *params.raw.get("keywords", ())]
-    cleaned = [term.rsplit(":", 1)[0] if ":" in term else term for term in terms]
-    return ", ".join(t.strip() for t in cleaned if t.strip())
+def hotwords_of(params: StreamParams) -> str:
+    """Deepgram's ``keyterm``/``keywords`` (boosts dropped) as faster-whisper ``hotwords``: unlike an
+    initial prompt, they stay in every 30-s window's prompt, not only the first one's."""
+    return ", ".join(params.keyterms)
 
 
 class PrerecordedDoors:
@@ -132,7 +132,9 @@ class PrerecordedDoors:
         if request.headers.get("Content-Type", "").lower().startswith("application/json"):
             raise BadRequest(_json_source_refusal(body))
         job = await anyio.to_thread.run_sync(decode_upload, body, params)
-        segments = await engine.transcribe_file(job.audio, prompt_of(params))
+        segments = await engine.transcribe_file(job.audio, hotwords=hotwords_of(params))
+        style = formatting.Formatting(params.numerals, params.profanity_filter, params.redact)
+        segments = [formatting.apply(segment, style) for segment in segments]
         self.files_done += 1
         utt_split = params.raw.get("utt_split")
         options = FileOptions(

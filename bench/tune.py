@@ -29,6 +29,10 @@ KNOBS: dict[str, str] = {
     "commit-edge-ms": "audio needed after a word before it is committed",
     "final-after-ms": "committed words wait at most this long for a final (-1: endpoints only)",
     "quiet-decodes": "interim decodes without new speech while words wait",
+    "first-step-ms": "interim step until the utterance has shown a word",
+    "doubt-probability": "words less probable than this need --doubt-edge-ms of context (0: off)",
+    "doubt-edge-ms": "right context a doubtful word needs before commit",
+    "doubt-window-ms": "doubt applies while the window is shorter than this",
     "context-ms": "finalised audio kept before the next utterance, heard again as context",
     "final-beam-size": "beam of the decode that makes an endpoint/Finalize final",
     "beam-size": "beam of interim decodes",
@@ -75,6 +79,14 @@ def transcriber_config(point: Mapping[str, str], base: TranscriberConfig | None 
         config = replace(config, final_after_s=None if ms < 0 else ms / 1000)
     if "context-ms" in point:
         config = replace(config, context_s=float(point["context-ms"]) / 1000)
+    if "first-step-ms" in point:
+        config = replace(config, first_step_s=float(point["first-step-ms"]) / 1000)
+    if "doubt-probability" in point:
+        config = replace(config, doubt_probability=float(point["doubt-probability"]))
+    if "doubt-edge-ms" in point:
+        config = replace(config, doubt_edge_s=float(point["doubt-edge-ms"]) / 1000)
+    if "doubt-window-ms" in point:
+        config = replace(config, doubt_window_s=float(point["doubt-window-ms"]) / 1000)
     if "quiet-decodes" in point:
         config = replace(config, quiet_decodes=int(point["quiet-decodes"]))
     return config

@@ -113,6 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
         "-1: only at endpoints",
     )
     s.add_argument(
+        "--first-step-ms",
+        type=int,
+        default=round(TranscriberConfig().first_step_s * 1000),
+        help="interim step until the utterance has shown a word (the first interim comes sooner)",
+    )
+    s.add_argument(
+        "--doubt-probability",
+        type=float,
+        default=TranscriberConfig().doubt_probability,
+        help="words the model gives a lower probability wait for --doubt-edge-ms of context (0: off)",
+    )
+    s.add_argument(
+        "--doubt-edge-ms",
+        type=int,
+        default=round(TranscriberConfig().doubt_edge_s * 1000),
+        help="right context a doubtful word needs before it is committed",
+    )
+    s.add_argument(
+        "--doubt-window-ms",
+        type=int,
+        default=round(TranscriberConfig().doubt_window_s * 1000),
+        help="doubt applies while the window is shorter than this (the start of an utterance)",
+    )
+    s.add_argument(
         "--quiet-decodes",
         type=int,
         default=TranscriberConfig().quiet_decodes,
@@ -175,6 +199,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         interim_step_s=args.interim_step_ms / 1000,
         commit_edge_s=args.commit_edge_ms / 1000,
         final_after_s=None if args.final_after_ms < 0 else args.final_after_ms / 1000,
+        first_step_s=args.first_step_ms / 1000,
+        doubt_probability=args.doubt_probability,
+        doubt_edge_s=args.doubt_edge_ms / 1000,
+        doubt_window_s=args.doubt_window_ms / 1000,
         quiet_decodes=args.quiet_decodes,
         soft_window_s=args.soft_window,
         vad=replace(base.vad, aggressiveness=args.vad_aggressiveness),

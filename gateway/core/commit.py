@@ -18,7 +18,6 @@ import unicodedata
 
 from gateway.core.types import Word
 
-TIME_TOLERANCE_S = 0.1
 MAX_OVERLAP_NGRAM = 5
 SEAM_LOOKBACK_S = 1.5
 SEAM_SEARCH = 8
@@ -59,7 +58,10 @@ class LocalAgreement:
                 last = candidates[i + n - 1]
                 if keys[i : i + n] == history[-n:] and last.start < seam + SEAM_SLACK_S:
                     return candidates[i + n :]
-        fresh = [w for w in candidates if w.start > seam - TIME_TOLERANCE_S]
+        # Without a text seam, a word is new when most of it lies after the seam:
+        # its start alone keeps a repeat that moved a little later and drops a
+        # new word aligned a little early.
+        fresh = [w for w in candidates if (w.start + w.end) / 2 > seam]
         return [w for w in fresh if normalize(w.text)]
 
     def _commit(self, words: list[Word]) -> list[Word]:
@@ -85,17 +87,24 @@ class LocalAgreement:
             self.last_committed_end = max(self.last_committed_end, words[-1].end)
             self._history = [normalize(w.text) for w in words][-MAX_OVERLAP_NGRAM:]
 
-    def update(self, hypothesis: list[Word], horizon: float | None = None) -> list[Word]:
+    def update(
+        self, hypothesis: list[Word], horizon: float | None = None, doubt: tuple[float, float] | None = None
+    ) -> list[Word]:
         """Take a new hypothesis; return the words it newly commits.
 
         Words ending after ``horizon`` (near the end of the decoded audio) are
         never committed: a word cut by the window's edge ("you" of "your
         country") can look stable twice before the rest of it is heard.
+        ``doubt`` is ``(probability, horizon)``: a word the model is less sure
+        of than ``probability`` must end before that (earlier) horizon, since
+        it is the one more right context most often changes.
         """
         fresh = self._fresh(hypothesis)
         agreed = 0
         for old, new in zip(self.tail, fresh, strict=False):
             if normalize(old.text) != normalize(new.text) or (horizon is not None and new.end > horizon):
+                break
+            if doubt is not None and min(old.probability, new.probability) < doubt[0] and new.end > doubt[1]:
                 break
             agreed += 1
         newly = self._commit(fresh[:agreed])

@@ -81,3 +81,20 @@ def cut_token_loop(tokens: list[int], max_repeats: int = 3, longest: int = 8) ->
             if run > max_repeats:
                 return tokens[: i + size]
     return tokens
+
+
+def cut_phrase_loop(tokens: list[int], shortest: int = 4) -> list[int]:
+    """Cut a token sequence after the first phrase of ``shortest`` or more tokens that comes
+    twice back to back: the repeat and everything after it go.
+
+    For a window that fails the compression-ratio test: greedy decoding that
+    loops on a sentence ("so we went home so we went home so we ...") has
+    usually heard that sentence once, so the first copy is kept instead of
+    dropping the whole window.
+    """
+    n = len(tokens)
+    for i in range(n):
+        for size in range(shortest, (n - i) // 2 + 1):
+            if tokens[i : i + size] == tokens[i + size : i + 2 * size]:
+                return tokens[: i + size]
+    return tokens

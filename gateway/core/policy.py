@@ -2,18 +2,24 @@
 
 Pure. The transcriber asks :meth:`DecodePolicy.due` whether a new interim
 decode is worth its cost, instead of decoding as often as the model allows:
-a decode is due once ``step_s`` of new audio has arrived *and* something
-changed since the last one: new voiced audio, or unstable words that one more
-decode over the silence after them can confirm (at most ``quiet_decodes`` such
-decodes, since re-reading the same speech again changes nothing).
+a decode is due once a step of new audio has arrived *and* something changed
+since the last one: new voiced audio, or unstable words that one more decode
+over the silence after them can confirm (at most ``quiet_decodes`` such
+decodes, since re-reading the same speech again changes nothing). The step is
+``first_step_s`` until the utterance has shown a word (the first interim is
+what a caption reader waits for), ``step_s`` after.
 :func:`commit_horizon` is the right context a word needs before it may be
-committed.
+committed; :func:`doubt_horizon` asks more of a word the model doubts while
+the window is still short (the start of an utterance, where a little more
+audio most often rewrites a word: "how do you" becoming "had he").
 
 Which knob trades what (measured with ``python -m bench tune``):
-``step_s`` trades CPU for interim and final latency; ``edge_s`` trades final
-latency for accuracy (a word committed with little audio after it is the one
-a longer window would still change); ``quiet_decodes`` trades a little CPU for
-finals before the endpoint when speech pauses.
+``step_s`` trades CPU for interim and final latency; ``first_step_s`` trades a
+little CPU for the first interim; ``edge_s`` trades final latency for accuracy
+(a word committed with little audio after it is the one a longer window would
+still change); ``doubt_probability``/``doubt_edge_s`` trade the latency of
+doubtful words for accuracy; ``quiet_decodes`` trades a little CPU for finals
+before the endpoint when speech pauses.
 """
 
 from __future__ import annotations
@@ -27,19 +33,31 @@ class DecodePolicy:
 
     step_s: float = 0.5
     """New audio (stream seconds) between two interim decodes."""
-    edge_s: float = 0.6
+    first_step_s: float = 0.25
+    """The step until the utterance has shown a word in an interim."""
+    edge_s: float = 0.5
     """A word is committed only when the decoded audio goes on this long after its end."""
+    doubt_probability: float = 0.6
+    """Words the model gives a lower probability need ``doubt_edge_s`` instead (0: off)."""
+    doubt_edge_s: float = 1.5
+    """Right context a doubtful word needs before it may be committed."""
+    doubt_window_s: float = 5.0
+    """Doubt applies while the decoded window is shorter than this (the utterance's start)."""
     quiet_decodes: int = 1
     """Interim decodes allowed with no new voiced audio, while unstable words wait."""
 
-    def due(self, new_s: float, new_voiced: bool, unstable: bool, quiet_decodes_done: int) -> bool:
+    def due(
+        self, new_s: float, new_voiced: bool, unstable: bool, quiet_decodes_done: int, shown: bool = True
+    ) -> bool:
         """Whether an interim decode is worth running now.
 
         ``new_s``: audio received since the last decode's end; ``new_voiced``:
         whether the VAD heard speech in it; ``unstable``: words wait for
-        agreement; ``quiet_decodes_done``: decodes since the last voiced audio.
+        agreement; ``quiet_decodes_done``: decodes since the last voiced audio;
+        ``shown``: an interim of this utterance has shown a word already.
         """
-        if new_s < self.step_s:
+        step = self.step_s if shown else min(self.step_s, self.first_step_s)
+        if new_s < step:
             return False
         if new_voiced:
             return True
@@ -49,3 +67,10 @@ class DecodePolicy:
 def commit_horizon(decoded_end_s: float, policy: DecodePolicy) -> float:
     """Latest word end that a decode ending at ``decoded_end_s`` may commit."""
     return decoded_end_s - policy.edge_s
+
+
+def doubt_horizon(decoded_end_s: float, window_s: float, policy: DecodePolicy) -> tuple[float, float] | None:
+    """``(probability, horizon)``: words less probable than that must end by the horizon; None when off."""
+    if policy.doubt_probability <= 0.0 or window_s >= policy.doubt_window_s:
+        return None
+    return policy.doubt_probability, decoded_end_s - max(policy.edge_s, policy.doubt_edge_s)

@@ -27,7 +27,7 @@ from enum import StrEnum
 import numpy as np
 
 from gateway.core.commit import LocalAgreement
-from gateway.core.policy import DecodePolicy, commit_horizon
+from gateway.core.policy import DecodePolicy, commit_horizon, doubt_horizon
 from gateway.core.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
 from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
@@ -39,6 +39,9 @@ INTERIM_EDGE_S = 0.2
 
 HEARD_SLACK_S = 0.4
 """A final's word starting this long after the last voiced audio was not heard (Whisper's "Thank you.")."""
+
+BLIP_S = 0.06
+"""A word this short, starting after the last voiced audio, is a blip the model made of the silence."""
 
 PAUSE_DECODE_MS = 120
 """Unvoiced audio after speech that triggers a decode at once, so the endpoint's final is ready when it comes."""
@@ -101,20 +104,36 @@ class TranscriberConfig:
     prompt_chars: int = 200
     commit_edge_s: float = EDGE_S
     """Audio a decode must hold after a word's end before the word may be committed."""
+    first_step_s: float = DecodePolicy().first_step_s
+    """The interim step until the utterance has shown a word (see policy.py)."""
+    doubt_probability: float = DecodePolicy().doubt_probability
+    """Words less probable than this wait for ``doubt_edge_s`` of context (0: off; see policy.py)."""
+    doubt_edge_s: float = DecodePolicy().doubt_edge_s
+    doubt_window_s: float = DecodePolicy().doubt_window_s
     quiet_decodes: int = 1
     """Interim decodes with no new voiced audio while words wait for agreement (see policy.py)."""
     vad: VadConfig = VadConfig()
 
     @property
     def policy(self) -> DecodePolicy:
-        return DecodePolicy(step_s=self.interim_step_s, edge_s=self.commit_edge_s, quiet_decodes=self.quiet_decodes)
+        return DecodePolicy(
+            step_s=self.interim_step_s,
+            first_step_s=self.first_step_s,
+            edge_s=self.commit_edge_s,
+            doubt_probability=self.doubt_probability,
+            doubt_edge_s=self.doubt_edge_s,
+            doubt_window_s=self.doubt_window_s,
+            quiet_decodes=self.quiet_decodes,
+        )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _InFlight:
     request: DecodeRequest
     flush: FlushReason | None
     end_sample: int
+    voiced_end: float
+    """The VAD's last voiced end when the flush this decode answers was asked for (or when it started)."""
     labels: set[FlushReason] = field(default_factory=set)
     """Every flush this decode answers; non-empty on an interim decode adopted as the flush."""
 
@@ -157,6 +176,9 @@ class ChannelTranscriber:
         self._heard_until = origin  # stream sample where the last completed decode's audio ended
         self._closing = False  # CloseStream or disconnect: no more interims
         self._flush_until = 0  # stream sample where the pending flush cuts the window
+        self._flush_voiced = start_s  # the VAD's last voiced end when that flush was asked for
+        self._queued_voiced = start_s  # the same for the queued endpoint
+        self._shown = False  # an interim of the current utterance has shown words
         self._speech_after_cut = False  # speech began after that cut
         self._queued_endpoint: int | None = None  # and ended too, before the flush was done
         self._finalized: list[Word] = list(seed)[-100:]  # recent finals, for the prompt
@@ -195,6 +217,7 @@ class ChannelTranscriber:
             elif isinstance(vad_event, SpeechEnd) and self._flushing and self._speech_after_cut:
                 # A whole second utterance went by while the first waits for its final.
                 self._queued_endpoint = self.samples
+                self._queued_voiced = self.vad.last_voiced_end
             elif isinstance(vad_event, SpeechEnd) and self._speech_since_final and self._flush is None:
                 endpointing = self.config.endpointing_ms is not None
                 # The utterance ends here even if its final decode starts later (a
@@ -246,11 +269,14 @@ class ChannelTranscriber:
         flight = self._in_flight
         answers = flight is not None and (flight.flush is not None or flight.labels or self._flush is None)
         if flight is not None and answers and self._covers(flight.end_sample):
+            if not flight.labels:
+                flight.voiced_end = self.vad.last_voiced_end
             flight.labels.add(reason)
             return
         if self._flush is None or reason not in (FlushReason.ENDPOINT, FlushReason.PAUSE):
             self._flush = reason
             self._flush_until = self.samples
+            self._flush_voiced = self.vad.last_voiced_end
         self._labels.add(reason)
 
     @property
@@ -273,7 +299,7 @@ class ChannelTranscriber:
             return True
         new_s = (self.samples - max(self._decoded_until, self.buffer_start)) / SAMPLE_RATE
         new_voiced = self.vad.last_voiced_end > self._voiced_mark
-        return self.policy.due(new_s, new_voiced, bool(self.agreement.tail), self._quiet_decodes)
+        return self.policy.due(new_s, new_voiced, bool(self.agreement.tail), self._quiet_decodes, self._shown)
 
     def next_request(self, prompt_prefix: str = "") -> DecodeRequest | None:
         """The window to decode next, or None. Marks it in flight."""
@@ -291,7 +317,8 @@ class ChannelTranscriber:
         labels = set()
         if self._flush is not None:
             labels, self._labels = self._labels | {self._flush}, set()
-        self._in_flight = _InFlight(request, self._flush, self.buffer_start + len(window), labels)
+        voiced_end = self._flush_voiced if self._flush is not None else self.vad.last_voiced_end
+        self._in_flight = _InFlight(request, self._flush, self.buffer_start + len(window), voiced_end, labels)
         voiced = self.vad.last_voiced_end
         self._quiet_decodes = 0 if voiced > self._voiced_mark else self._quiet_decodes + 1
         self._voiced_mark = voiced
@@ -311,7 +338,7 @@ class ChannelTranscriber:
             if not (self._covers(self._heard_until) and self._heard_until <= self._flush_until):
                 return []
             self.agreement.commit_all()
-            words = self._heard(self.agreement.take_committed())
+            words = self._heard(self.agreement.take_committed(), self._flush_voiced)
             end_time = self._flush_until / SAMPLE_RATE
             reason, self._flush = self._flush, None
             labels, self._labels = self._labels | {reason}, set()
@@ -322,10 +349,12 @@ class ChannelTranscriber:
         labels, self._labels = self._labels | {reason}, set()
         return [self._final(list(self.agreement.take_committed()), self.time, labels)]
 
-    def _heard(self, words: list[Word]) -> list[Word]:
-        """Drop words that start well after the last voiced frame: the model made them up from silence."""
-        limit = self.vad.last_voiced_end + HEARD_SLACK_S
-        return [w for w in words if w.start <= limit]
+    def _heard(self, words: list[Word], voiced_end: float | None = None) -> list[Word]:
+        """Drop words the model made up from silence: starting well after the last voiced frame
+        (``voiced_end``, by default the VAD's latest), or a blip starting after it."""
+        voiced = self.vad.last_voiced_end if voiced_end is None else voiced_end
+        limit = voiced + HEARD_SLACK_S
+        return [w for w in words if w.start <= limit and not (w.start >= voiced and w.end - w.start < BLIP_S)]
 
     def _after_flush(self, end_time: float) -> None:
         """After a flush's final: trim the window, and queue the endpoint that came meanwhile."""
@@ -334,10 +363,12 @@ class ChannelTranscriber:
         self._trim_to(int((end_time - keep_s) * SAMPLE_RATE))
         self._speech_since_final = self.vad.in_speech or self._speech_after_cut
         self._speech_after_cut = False
+        self._shown = False
         if self._flush is None and self._queued_endpoint is not None:
             endpointing = self.config.endpointing_ms is not None
             self._flush = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
             self._flush_until = self._queued_endpoint
+            self._flush_voiced = self._queued_voiced
         self._queued_endpoint = None
 
     def complete(self, result: DecodeResult) -> list[Event]:
@@ -350,15 +381,21 @@ class ChannelTranscriber:
         events: list[Event] = []
         self._heard_until = flight.end_sample
         if flight.labels:
-            self.agreement.commit_all(hypothesis)
-            words = self._heard(self.agreement.take_committed())
+            # A flush decode that heard nothing (the guard dropped it, or the model
+            # wrote nothing this time) keeps what the interims showed.
+            self.agreement.commit_all(hypothesis if hypothesis else None)
+            words = self._heard(self.agreement.take_committed(), flight.voiced_end)
             if flight.flush is not None and self._flush is flight.flush and not self._labels:
                 self._flush = None  # (a flush asked for meanwhile, not heard by this decode, stays)
             events.append(self._final(words, end_time, flight.labels))
             self._after_flush(end_time)
         else:
-            self.agreement.update(hypothesis, horizon=commit_horizon(end_time, self.policy))
             window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE
+            self.agreement.update(
+                hypothesis,
+                horizon=commit_horizon(end_time, self.policy),
+                doubt=doubt_horizon(end_time, window_s, self.policy),
+            )
             if window_s >= self.config.max_window_s:
                 self.agreement.commit_before(end_time - 1.0)
             committed = self.agreement.committed
@@ -382,6 +419,7 @@ class ChannelTranscriber:
                         Transcript(tuple(pending), self.span_start, max(0.0, end_time - self.span_start), False)
                     )
                     self._note_words(pending)
+                    self._shown = True
         events.extend(self._check_utterance_end())
         return events
 

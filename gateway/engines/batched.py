@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.core.guard import cut_repetitions, cut_token_loop, keep_segment
+from gateway.core.guard import cut_phrase_loop, cut_repetitions, cut_token_loop, keep_segment
 from gateway.core.types import SAMPLE_RATE, DecodeRequest, DecodeResult, Word
 from gateway.engines.whisper import WhisperBackend, WhisperOptions
 
@@ -133,9 +133,11 @@ class BatchedWhisperBackend(WhisperBackend):
             length = len(result.sequences_ids[0])
             avg_logprob = result.scores[0] * length / (length + 1)
             text = tokenizer.decode(tokens)
-            kept = bool(tokens) and keep_segment(
-                result.no_speech_prob, avg_logprob, compression_ratio(text), self.options.guard
-            )
+            ratio = compression_ratio(text)
+            if ratio > self.options.guard.compression_ratio_threshold:
+                tokens = cut_phrase_loop(tokens)
+                ratio = compression_ratio(tokenizer.decode(tokens))
+            kept = bool(tokens) and keep_segment(result.no_speech_prob, avg_logprob, ratio, self.options.guard)
             text_tokens.append(tokens if kept else [])
         alignments = self._align(text_tokens, encoder_output, num_frames)
         out: list[list[Word]] = []

@@ -96,3 +96,24 @@ def test_a_seeded_policy_does_not_repeat_what_the_previous_engine_finalised() ->
     heard = [Word("at", 9.9, 10.0, 0.5), Word("the", 10.0, 10.1, 0.5), Word("station", 10.1, 10.4, 0.6)]
     policy.commit_all([*heard, Word("at", 10.5, 10.6, 0.9), Word("seven", 10.6, 11.0, 0.9)])
     assert [w.text for w in policy.take_committed()] == ["at", "seven"]
+
+
+def test_without_a_text_seam_a_word_is_new_when_most_of_it_follows_the_seam() -> None:
+    policy = LocalAgreement()
+    policy.update(words("one two"))
+    policy.update(words("one two three"))
+    assert [w.text for w in policy.take_committed()] == ["one", "two"]  # seam at 0.9
+    # No text match: "too" (a re-spelt repeat, mostly before the seam) goes; "later"
+    # (aligned a little early, mostly after it) stays.
+    hypothesis = [Word("too", 0.7, 0.95, 0.9), Word("later", 0.85, 1.4, 0.9)]
+    policy.update(hypothesis)
+    assert [w.text for w in policy.tail] == ["later"]
+
+
+def test_a_doubtful_word_waits_for_more_right_context() -> None:
+    policy = LocalAgreement()
+    sure = [Word("had", 0.0, 0.3, 0.9), Word("he", 0.3, 0.5, 0.3), Word("married", 0.5, 1.0, 0.9)]
+    policy.update(sure)
+    # "he" (probability 0.3) ends at 0.5, after the doubt horizon (0.4): only "had" commits.
+    assert [w.text for w in policy.update(sure, horizon=2.0, doubt=(0.6, 0.4))] == ["had"]
+    assert [w.text for w in policy.update(sure, horizon=2.0, doubt=(0.6, 1.0))] == ["he", "married"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.core.guard import GuardConfig, cut_repetitions, cut_token_loop, keep_segment
+from gateway.core.guard import GuardConfig, cut_phrase_loop, cut_repetitions, cut_token_loop, keep_segment
 from gateway.core.types import Word
 
 
@@ -35,3 +35,9 @@ def test_a_sentence_said_twice_in_a_row_is_cut_to_once() -> None:
     assert " ".join(w.text for w in cut_repetitions(looped, 4)) == "the box was still on the side of the truck"
     speech = ws("we will meet at the station and then we will go home")  # repeats words, not a phrase twice
     assert cut_repetitions(speech, 4) == speech
+
+
+def test_a_token_phrase_loop_keeps_its_first_copy() -> None:
+    loop = [1, 2, 3, 4, 5, 6] + [7, 8, 9, 10] * 3 + [7, 8]
+    assert cut_phrase_loop(loop) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert cut_phrase_loop([1, 2, 1, 2, 3]) == [1, 2, 1, 2, 3], "short repeats are left to the other rules"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.core.policy import DecodePolicy, commit_horizon
+from gateway.core.policy import DecodePolicy, commit_horizon, doubt_horizon
 from gateway.core.transcriber import ChannelTranscriber, TranscriberConfig
 from gateway.core.types import DecodeResult, Word
 from tests import speech
@@ -70,3 +70,27 @@ def test_words_near_the_window_edge_wait_for_right_context() -> None:
         core.complete(DecodeResult((early, near), 0.0))
         _feed(core, speech.espeak("seven")[:8000])
     assert [w.text for w in core.agreement.committed] == ["one"]
+
+
+def test_the_first_interim_of_an_utterance_comes_after_a_shorter_step() -> None:
+    policy = DecodePolicy(step_s=0.5, first_step_s=0.25)
+    assert policy.due(0.3, new_voiced=True, unstable=False, quiet_decodes_done=0, shown=False)
+    assert not policy.due(0.3, new_voiced=True, unstable=False, quiet_decodes_done=0, shown=True)
+
+
+def test_doubt_applies_only_while_the_window_is_short() -> None:
+    policy = DecodePolicy(edge_s=0.5, doubt_probability=0.6, doubt_edge_s=1.5, doubt_window_s=5.0)
+    assert doubt_horizon(4.0, 3.0, policy) == (0.6, 4.0 - 1.5)
+    assert doubt_horizon(9.0, 6.0, policy) is None
+    assert doubt_horizon(4.0, 3.0, DecodePolicy(doubt_probability=0.0)) is None
+
+
+def test_first_interim_decode_comes_at_the_first_step() -> None:
+    config = TranscriberConfig(interim_step_s=0.5, first_step_s=0.2, final_after_s=None, endpointing_ms=None)
+    core = ChannelTranscriber(config)
+    _feed(core, np.concatenate([speech.silence(0.5), speech.espeak("hello there my friend")[:4800]]))
+    request = core.next_request()
+    assert request is not None, "0.3 s of speech is past the first step"
+    core.complete(DecodeResult((Word("hello", 0.5, 0.58, 0.9),), 0.0))
+    _feed(core, speech.espeak("hello there my friend")[4800:9600])  # another 0.3 s
+    assert core.next_request() is None, "once a word is shown, the step is the normal one"

@@ -167,3 +167,52 @@ def test_a_late_endpoint_flush_stops_at_the_endpoint() -> None:
     assert all(f.speech_final for f in finals)
     assert finals[0].start + finals[0].duration < len(first) / 16000, "the first final stops at its endpoint"
     assert decoder.requests[0].offset + decoder.requests[0].duration < len(first) / 16000
+
+
+def _push(core: ChannelTranscriber, pcm: np.ndarray) -> list:
+    events: list = []
+    floats = pcm.astype(np.float32) / 32768.0
+    for i in range(0, len(floats), 320):
+        events += core.push(floats[i : i + 320])
+    return events
+
+
+def test_a_flush_decode_that_hears_nothing_keeps_what_the_interims_showed() -> None:
+    core = ChannelTranscriber(TranscriberConfig(endpointing_ms=None, final_after_s=None))
+    _push(core, np.concatenate([speech.silence(0.5), speech.espeak("hello there")]))
+    request = core.next_request()
+    assert request is not None
+    hello = Word("hello", 0.6, 0.9, 0.9)
+    interims = [e for e in core.complete(DecodeResult((hello,), 0.0)) if isinstance(e, Transcript)]
+    assert [w.text for w in interims[0].words] == ["hello"]
+    _push(core, speech.espeak("my friend"))  # more speech: the flush must decode again
+    core.request_flush(FlushReason.FINALIZE)
+    assert core.immediate_flush() == []
+    request = core.next_request()
+    assert request is not None and request.final
+    (final,) = [e for e in core.complete(DecodeResult((), 0.0)) if isinstance(e, Transcript)]
+    assert final.is_final and final.from_finalize
+    assert [w.text for w in final.words] == ["hello"]
+
+
+def test_a_flush_final_is_judged_by_what_was_voiced_when_it_was_asked_for() -> None:
+    # Endpointing at 1 s: the flush's window holds 1 s of silence after the speech, in which
+    # the model may invent words. Speech of the next utterance arriving while the flush
+    # decodes must not make those words look heard.
+    core = ChannelTranscriber(TranscriberConfig(endpointing_ms=1000, final_after_s=None))
+    _push(core, np.concatenate([speech.silence(0.5), speech.espeak("hello there"), speech.silence(1.3)]))
+    voiced = core.vad.last_voiced_end
+    request = core.next_request()
+    while request is not None and not request.final:  # interims, answered with nothing
+        core.complete(DecodeResult((), 0.0))
+        request = core.next_request()
+    assert request is not None and request.final
+    _push(core, speech.espeak("and another thing"))  # the next utterance, during the decode
+    assert core.vad.last_voiced_end > voiced + 1.0
+    hello = Word("hello", 0.6, 0.9, 0.9)
+    invented = Word("thanks", voiced + 0.6, voiced + 0.9, 0.9)
+    blip = Word("you", voiced + 0.05, voiced + 0.07, 0.9)
+    events = core.complete(DecodeResult((hello, blip, invented), 0.0))
+    (final,) = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert final.speech_final
+    assert [w.text for w in final.words] == ["hello"]

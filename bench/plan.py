@@ -8,11 +8,12 @@ from collections.abc import Sequence
 def worker_plan(durations: Sequence[float], streams: int, audio_per_worker_s: float) -> list[list[int]]:
     """For each of ``streams`` workers, the indices of the recordings it streams, in order.
 
-    Worker ``i`` starts at recording ``i mod n`` and goes on cyclically until it has
-    streamed at least ``audio_per_worker_s`` seconds (always at least one recording),
+    Worker ``i`` starts at recording ``i·n // streams`` and goes on cyclically until it
+    has streamed at least ``audio_per_worker_s`` seconds (always at least one recording),
     so the load stays at ``streams`` concurrent streams for about that long whatever
-    the count, and a single worker with the data set's total duration streams every
-    recording once.
+    the count; a single worker with the data set's total duration streams every
+    recording once, and so do ``streams`` workers with a ``streams``-th of it each
+    (accuracy at a load level is then measured on the whole set).
     """
     if not durations:
         raise ValueError("no recordings")
@@ -23,7 +24,7 @@ def worker_plan(durations: Sequence[float], streams: int, audio_per_worker_s: fl
     for worker in range(streams):
         plan: list[int] = []
         total = 0.0
-        index = worker % n
+        index = (worker * n) // streams % n
         while not plan or total < audio_per_worker_s - 1e-9:
             plan.append(index)
             total += durations[index]

@@ -30,6 +30,7 @@ KNOBS: dict[str, str] = {
     "final-after-ms": "committed words wait at most this long for a final (-1: endpoints only)",
     "quiet-decodes": "interim decodes without new speech while words wait",
     "first-step-ms": "interim step until the utterance has shown a word",
+    "interim-edge-ms": "interims stop before a word ending this close to the decoded end",
     "doubt-probability": "words less probable than this need --doubt-edge-ms of context (0: off)",
     "doubt-edge-ms": "right context a doubtful word needs before commit",
     "doubt-window-ms": "doubt applies while the window is shorter than this",
@@ -79,6 +80,8 @@ def transcriber_config(point: Mapping[str, str], base: TranscriberConfig | None 
         config = replace(config, final_after_s=None if ms < 0 else ms / 1000)
     if "context-ms" in point:
         config = replace(config, context_s=float(point["context-ms"]) / 1000)
+    if "interim-edge-ms" in point:
+        config = replace(config, interim_edge_s=float(point["interim-edge-ms"]) / 1000)
     if "first-step-ms" in point:
         config = replace(config, first_step_s=float(point["first-step-ms"]) / 1000)
     if "doubt-probability" in point:

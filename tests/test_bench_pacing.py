@@ -89,7 +89,7 @@ def test_worker_plan_one_worker_streams_every_recording_once() -> None:
 
 def test_worker_plan_keeps_every_worker_busy_for_the_same_audio_time() -> None:
     plans = worker_plan([3.0, 5.0, 2.0], 4, 10.0)
-    assert [p[0] for p in plans] == [0, 1, 2, 0]  # staggered starting points
+    assert [p[0] for p in plans] == [0, 0, 1, 2]  # staggered starting points
     durations = [3.0, 5.0, 2.0]
     for plan in plans:
         total = sum(durations[i] for i in plan)
@@ -103,3 +103,7 @@ def test_worker_plan_always_streams_something_and_rejects_bad_input() -> None:
         worker_plan([], 1, 1.0)
     with pytest.raises(ValueError, match="streams"):
         worker_plan([1.0], 0, 1.0)
+
+
+def test_workers_sharing_the_total_stream_every_recording_once() -> None:
+    assert worker_plan([1.0] * 8, 4, 2.0) == [[0, 1], [2, 3], [4, 5], [6, 7]]

@@ -46,9 +46,7 @@ class DecodePolicy:
     quiet_decodes: int = 1
     """Interim decodes allowed with no new voiced audio, while unstable words wait."""
 
-    def due(
-        self, new_s: float, new_voiced: bool, unstable: bool, quiet_decodes_done: int, shown: bool = True
-    ) -> bool:
+    def due(self, new_s: float, new_voiced: bool, unstable: bool, quiet_decodes_done: int, shown: bool = True) -> bool:
         """Whether an interim decode is worth running now.
 
         ``new_s``: audio received since the last decode's end; ``new_voiced``:

@@ -104,6 +104,8 @@ class TranscriberConfig:
     prompt_chars: int = 200
     commit_edge_s: float = EDGE_S
     """Audio a decode must hold after a word's end before the word may be committed."""
+    interim_edge_s: float = INTERIM_EDGE_S
+    """Interims stop before a word ending this close to the decoded end (it may be cut)."""
     first_step_s: float = DecodePolicy().first_step_s
     """The interim step until the utterance has shown a word (see policy.py)."""
     doubt_probability: float = DecodePolicy().doubt_probability
@@ -411,7 +413,7 @@ class ChannelTranscriber:
                 words = self.agreement.take_committed()
                 events.append(self._final(words, words[-1].end, set()))
             if self.config.interim_results and not self._closing:
-                pending = self._whole_words(self._heard(self.agreement.pending), end_time)
+                pending = self._whole_words(self._heard(self.agreement.pending), end_time - self.config.interim_edge_s)
                 texts = tuple(w.text for w in pending)
                 if texts and texts != self._last_interim:
                     self._last_interim = texts
@@ -424,10 +426,10 @@ class ChannelTranscriber:
         return events
 
     @staticmethod
-    def _whole_words(words: list[Word], end_time: float) -> list[Word]:
-        """Interims end at a word boundary: a last word reaching the decoded end may be cut."""
+    def _whole_words(words: list[Word], limit: float) -> list[Word]:
+        """Interims end at a word boundary: a last word ending after ``limit``, near the decoded end, may be cut."""
         cut = len(words)
-        while cut and words[cut - 1].end > end_time - INTERIM_EDGE_S:
+        while cut and words[cut - 1].end > limit:
             cut -= 1
         return words[:cut]
 

@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads (0: all cores)")
     tune.add_argument("--tail", type=float, default=1.0, help="seconds of silence after each recording")
     tune.add_argument("--no-offline", action="store_true", help="skip the offline beam-1 baseline")
+    tune.add_argument(
+        "--decode-s",
+        type=float,
+        help="every decode lands after this many seconds instead of its measured wall time "
+        "(compare knobs on a busy machine; latencies are then those of a model that fast)",
+    )
     tune.add_argument("--out", type=Path, help="also write tune.json and tune.md here")
 
     report = sub.add_parser("report", help="render report.md and plots again from a results.json")
@@ -263,7 +269,7 @@ def tune_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         scored = score((refs[i], t) for i, t in run.texts.items())
         offline = scored.wer if scored else None
     items = [(c.rec.reference, c.audio, c.onset) for c in clips]
-    rows = sweep(items, grid, model, progress, cpu_threads=args.cpu_threads, tail_s=args.tail)
+    rows = sweep(items, grid, model, progress, cpu_threads=args.cpu_threads, tail_s=args.tail, decode_s=args.decode_s)
     print(table(rows, offline))
     if args.out:
         meta = {"data": source, "files": [c.rec.id for c in clips], "grid": grid, "command": sys.argv}

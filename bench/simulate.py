@@ -8,7 +8,10 @@ while audio keeps arriving, as in the gateway's shell with one stream and
 one model. After the recording come ``tail_s`` of silence and a Finalize,
 as in ``bench run``. The figures are those of one stream on this machine:
 latency includes the real decode times (so a busy machine shows), never the
-network; CPU is the process CPU time spent in decodes.
+network; CPU is the process CPU time spent in decodes. With ``decode_s`` every
+decode lands after that fixed time instead: the policy's choices then do not
+depend on how busy the machine is, which is what comparing knobs on a shared
+machine needs (its latencies are then those of a model that fast).
 """
 
 from __future__ import annotations
@@ -49,7 +52,12 @@ class Replay:
 
 
 def replay(
-    audio: Audio, config: TranscriberConfig, backend: Backend, tail_s: float = 1.0, frame_s: float = FRAME_S
+    audio: Audio,
+    config: TranscriberConfig,
+    backend: Backend,
+    tail_s: float = 1.0,
+    frame_s: float = FRAME_S,
+    decode_s: float | None = None,
 ) -> Replay:
     """Stream ``audio`` (16 kHz mono) through a :class:`ChannelTranscriber` decoding with ``backend``."""
     audio = np.concatenate([audio, np.zeros(int(tail_s * SAMPLE_RATE), np.float32)]).astype(np.float32)
@@ -79,7 +87,7 @@ def replay(
         out.decodes += 1
         out.cpu_s += cpu
         out.decode_wall_s += wall
-        return now + wall
+        return now + (wall if decode_s is None else decode_s)
 
     def settle(now: float) -> None:
         """Complete every decode that has finished by ``now``; start the next ones."""

@@ -209,6 +209,7 @@ def sweep(
     progress: Callable[[str], None],
     cpu_threads: int = 0,
     tail_s: float = 1.0,
+    decode_s: float | None = None,
 ) -> list[Row]:
     """Replay ``(reference, audio, speech onset)`` clips at every grid point."""
     rows = []
@@ -219,7 +220,9 @@ def sweep(
             backends[key] = make_backend(model_path, key, cpu_threads)
         started = time.perf_counter()
         config = transcriber_config(point)
-        replays = [(ref, onset, replay(audio, config, backends[key], tail_s)) for ref, audio, onset in clips]
+        replays = [
+            (ref, onset, replay(audio, config, backends[key], tail_s, decode_s=decode_s)) for ref, audio, onset in clips
+        ]
         row = pool(point, replays)
         rows.append(row)
         progress(

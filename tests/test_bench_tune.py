@@ -34,6 +34,25 @@ def test_a_point_sets_the_transcriber_knobs() -> None:
     assert config.policy.step_s == 0.8 and config.policy.edge_s == 0.45
 
 
+def test_a_point_sets_the_first_step_interim_edge_and_doubt() -> None:
+    point = {
+        "first-step-ms": "150",
+        "interim-edge-ms": "100",
+        "doubt-probability": "0.5",
+        "doubt-edge-ms": "1200",
+        "doubt-window-ms": "4000",
+    }
+    config = transcriber_config(point)
+    assert config.interim_edge_s == 0.1
+    policy = config.policy
+    assert (policy.first_step_s, policy.doubt_probability, policy.doubt_edge_s, policy.doubt_window_s) == (
+        0.15,
+        0.5,
+        1.2,
+        4.0,
+    )
+
+
 def _row(name: str, wer: float, p50: float, cpu: float) -> Row:
     return Row({"k": name}, wer, p50, p50 * 2, 0.5, cpu, 1.0)
 

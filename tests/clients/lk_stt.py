@@ -3,11 +3,13 @@
 Usage: python lk_stt.py CONFIG_JSON. Builds ``deepgram.STT(base_url=config["url"], **config["options"])``,
 opens ``STT.stream()`` (no LiveKit room: the stream is fed directly), pushes the 16 kHz mono WAV as
 ``rtc.AudioFrame`` values of 100 ms at real time, then calls ``flush()`` (the plugin sends Finalize),
-waits, and ``end_input()`` (CloseStream) and reads the stream to its end. Writes every
+waits for a final holding ``config["until"]`` (at most 30 s), and ``end_input()``
+(CloseStream) and reads the stream to its end. Writes every
 ``SpeechEvent`` and every warning or error the plugin logs, one JSON object a line, to ``config["out"]``.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -56,9 +58,14 @@ async def run(config: dict, record: Out) -> None:
         stt = deepgram.STT(api_key="test-key", base_url=config["url"], http_session=session, **config["options"])
         stream = stt.stream()
 
+        heard_until = asyncio.Event()
+
         async def read() -> None:
             async for ev in stream:
                 record(ev.type.name, event_body(ev))
+                final = ev.type.name == "FINAL_TRANSCRIPT" and ev.alternatives
+                if final and config["until"] in ev.alternatives[0].text.lower():
+                    heard_until.set()
 
         reader = asyncio.create_task(read())
         step = rate // 10 * 2  # 100 ms of int16
@@ -69,7 +76,10 @@ async def run(config: dict, record: Out) -> None:
             await asyncio.sleep(max(0.0, began + (i + step) / (2 * rate) - time.monotonic()))
         record("flush_called")
         stream.flush()
-        await asyncio.sleep(config.get("after_flush_s", 3.0))
+        # The application's turn goes on until its words are in (a busy gateway may lag), then a little longer.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(heard_until.wait(), timeout=30)
+        await asyncio.sleep(0.5)
         record("end_input_called")
         stream.end_input()
         await asyncio.wait_for(reader, timeout=30)

@@ -3,12 +3,14 @@
 Usage: python pc_stt.py CONFIG_JSON. Runs the pipeline ``[DeepgramSTTService(base_url=config["url"]), Collector]``
 with no transport: the 16 kHz mono WAV is queued as ``InputAudioRawFrame`` values of 20 ms at real time,
 framed by the VAD frames a VAD processor would push (``VADUserStartedSpeakingFrame`` first,
-``VADUserStoppedSpeakingFrame`` after the audio, on which the service sends Finalize); then an ``EndFrame``
+``VADUserStoppedSpeakingFrame`` after the audio, on which the service sends Finalize); once a transcription
+holding ``config["until"]`` came (at most 30 s), an ``EndFrame``
 stops the pipeline (the service sends CloseStream and closes). Writes every transcription frame the
 service pushed and every warning or error pipecat logged (loguru), one JSON object a line, to ``config["out"]``.
 """
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -43,9 +45,11 @@ class Out:
 class Collector(FrameProcessor):
     """The application end of the pipeline: records what the STT service pushed."""
 
-    def __init__(self, record: Out) -> None:
+    def __init__(self, record: Out, until: str) -> None:
         super().__init__()
         self.record = record
+        self.until = until
+        self.heard_until = asyncio.Event()
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -57,6 +61,8 @@ class Collector(FrameProcessor):
                     is_final=result.is_final, speech_final=result.speech_final, from_finalize=result.from_finalize
                 )
             self.record(type(frame).__name__, body)
+            if isinstance(frame, TranscriptionFrame) and self.until in frame.text.lower():
+                self.heard_until.set()
         elif isinstance(frame, ErrorFrame):
             self.record("ErrorFrame", {"error": frame.error})
         await self.push_frame(frame, direction)
@@ -72,8 +78,9 @@ async def run(config: dict, record: Out) -> None:
         sample_rate=rate,
         settings=DeepgramSTTService.Settings(**config["settings"]),
     )
+    collector = Collector(record, config["until"])
     worker = PipelineWorker(
-        Pipeline([stt, Collector(record)]),
+        Pipeline([stt, collector]),
         params=PipelineParams(audio_in_sample_rate=rate),
         enable_rtvi=False,
         idle_timeout_secs=None,
@@ -99,7 +106,10 @@ async def run(config: dict, record: Out) -> None:
             await asyncio.sleep(max(0.0, began + (i + step) / (2 * rate) - time.monotonic()))
         record("vad_stopped_sent")
         await worker.queue_frame(VADUserStoppedSpeakingFrame(stop_secs=0.2))
-        await asyncio.sleep(config.get("after_flush_s", 3.0))
+        # The turn goes on until its words are in (a busy gateway may lag), then a little longer.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(collector.heard_until.wait(), timeout=30)
+        await asyncio.sleep(0.5)
         record("end_frame_sent")
         await worker.queue_frame(EndFrame())
 

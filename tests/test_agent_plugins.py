@@ -110,6 +110,7 @@ async def test_livekit_stt_stream(
     assert "START_OF_SPEECH" in kinds and "INTERIM_TRANSCRIPT" in kinds, kinds
     heard = " ".join(e["body"]["text"] for e in events if e["event"] == "FINAL_TRANSCRIPT")
     assert wer(f"{FIRST} {LAST}", heard) < 0.5, heard
+    assert "o 'clock" not in heard, f"{name}: Whisper's word pieces joined ('o'clock')"
     assert_gateway_side(recorder, caplog, name, flushed_tail=endpointing == "off")
     if endpointing == "default":
         assert any(m["speech_final"] and transcript(m) for m in sent_finals(recorder)), "an endpoint was sent"
@@ -147,6 +148,7 @@ async def test_pipecat_deepgram_stt_service(
     assert all(f["is_final"] for f in finals)
     heard = " ".join(f["text"] for f in finals)
     assert wer(f"{FIRST} {LAST}", heard) < 0.5, heard
+    assert "o 'clock" not in heard, f"{name}: Whisper's word pieces joined ('o'clock')"
     # Pipecat's stop() sends CloseStream and closes the socket at once: it does not wait for Metadata.
     assert_gateway_side(recorder, caplog, name, flushed_tail=endpointing == "off", metadata=False)
     if endpointing == "off":

@@ -5,8 +5,8 @@ LiveKit (``livekit-plugins-deepgram``, its ``STT.stream()`` fed directly) and Pi
 (:func:`tests.client_envs.agent_plugin`), driven by ``tests/clients/lk_stt.py`` and ``pc_stt.py``. Each
 script writes what the plugin handed its application and every warning the framework logged; the
 gateway side records every message it sent. The clip is two espeak-ng sentences: the first is followed
-by 1.2 s of silence (an endpoint), the second ends 0.3 s before the audio does, so its words are still
-pending when the plugin's flush (Finalize) comes.
+by 1.5 s of silence (an endpoint, and an utterance end at 1000 ms), the second ends 0.3 s before the
+audio does, so its words are still pending when the plugin's flush (Finalize) comes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ LAST = "We will meet at the station at seven o'clock."
 
 @pytest.fixture(scope="module")
 def tail_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pcm = speech.utterances((FIRST, LAST), gap_s=1.2)
+    pcm = speech.utterances((FIRST, LAST), gap_s=1.5)
     return speech.write_wav(tmp_path_factory.mktemp("plugins") / "clip.wav", pcm[: len(pcm) - int(0.9 * 16_000)])
 
 
@@ -90,13 +90,14 @@ async def test_livekit_stt_stream(
 ) -> None:
     """LiveKit's defaults (nova-3, en-US, interim results, vad_events, endpointing 25 ms, filler_words, no_delay,
     mip_opt_out): START_OF_SPEECH, interims, finals, END_OF_SPEECH from speech_final; with endpointing off
-    (``endpointing_ms=0``) the tail is still pending at flush() and comes back from Finalize. Either way
+    (``endpointing_ms=0``) END_OF_SPEECH comes from UtteranceEnd (``utterance_end_ms=1000``) and the tail is
+    still pending at flush() and comes back from Finalize. Either way
     end_input() closes cleanly, no reconnect, and the plugin logs no warning about our messages."""
     from gateway.server.app import Gateway
 
     env = plugin_env("livekit")
     caplog.set_level(logging.INFO, logger="gateway.server.app")
-    options = {} if endpointing == "default" else {"endpointing_ms": 0}
+    options = {} if endpointing == "default" else {"endpointing_ms": 0, "utterance_end_ms": 1000}
     async with Gateway(make_config(), backends={"tiny.en": backend}) as gw:
         recorder = Recorder(gw)
         gw.sinks.append(recorder)
@@ -112,10 +113,11 @@ async def test_livekit_stt_stream(
     assert wer(f"{FIRST} {LAST}", heard) < 0.5, heard
     assert "o 'clock" not in heard, f"{name}: Whisper's word pieces joined ('o'clock')"
     assert_gateway_side(recorder, caplog, name, flushed_tail=endpointing == "off")
+    assert "END_OF_SPEECH" in kinds, f"{name}: speech_final (or with endpointing off, UtteranceEnd) ends the speech"
     if endpointing == "default":
         assert any(m["speech_final"] and transcript(m) for m in sent_finals(recorder)), "an endpoint was sent"
-        assert "END_OF_SPEECH" in kinds, f"{name}: speech_final ends the speech"
     else:
+        assert any(m.get("type") == "UtteranceEnd" for _, _, m in recorder.sent), "UtteranceEnd was sent"
         after_flush = finals_after(events, "flush_called", "FINAL_TRANSCRIPT")
         assert any("clock" in t.lower() for t in after_flush), f"{name}: flush() delivers the tail: {after_flush}"
 
@@ -151,6 +153,8 @@ async def test_pipecat_deepgram_stt_service(
     assert "o 'clock" not in heard, f"{name}: Whisper's word pieces joined ('o'clock')"
     # Pipecat's stop() sends CloseStream and closes the socket at once: it does not wait for Metadata.
     assert_gateway_side(recorder, caplog, name, flushed_tail=endpointing == "off", metadata=False)
-    if endpointing == "off":
+    if endpointing == "default":
+        assert any(f["speech_final"] for f in finals), f"{name}: the endpoint reaches the app as speech_final"
+    else:
         tail = [e["body"] for e in events[kinds.index("vad_stopped_sent") :] if e["event"] == "TranscriptionFrame"]
         assert any("clock" in f["text"].lower() and f["finalized"] for f in tail), f"{name}: Finalize's tail: {tail}"

@@ -144,7 +144,12 @@ class BatchedWhisperBackend(WhisperBackend):
             offset = request.offset
             limit = offset + frames / frames_per_second + 0.5
             pieces = [
-                (w["word"], round(offset + float(w["start"]), 3), round(offset + float(w["end"]), 3), w["probability"])
+                (
+                    w["word"],
+                    round(offset + float(w["start"]), 3),
+                    round(offset + float(w["end"]), 3),
+                    float(w["probability"]),
+                )
                 for w in alignment
             ]
             words = [

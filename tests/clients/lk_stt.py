@@ -3,7 +3,7 @@
 Usage: python lk_stt.py CONFIG_JSON. Builds ``deepgram.STT(base_url=config["url"], **config["options"])``,
 opens ``STT.stream()`` (no LiveKit room: the stream is fed directly), pushes the 16 kHz mono WAV as
 ``rtc.AudioFrame`` values of 100 ms at real time, then calls ``flush()`` (the plugin sends Finalize),
-waits for a final holding ``config["until"]`` (at most 30 s), and ``end_input()``
+waits for a final reaching ``config["until_s"]`` of audio (at most 30 s), and ``end_input()``
 (CloseStream) and reads the stream to its end. Writes every
 ``SpeechEvent`` and every warning or error the plugin logs, one JSON object a line, to ``config["out"]``.
 """
@@ -64,7 +64,7 @@ async def run(config: dict, record: Out) -> None:
             async for ev in stream:
                 record(ev.type.name, event_body(ev))
                 final = ev.type.name == "FINAL_TRANSCRIPT" and ev.alternatives
-                if final and config["until"] in ev.alternatives[0].text.lower():
+                if final and ev.alternatives[0].end_time >= config["until_s"]:
                     heard_until.set()
 
         reader = asyncio.create_task(read())

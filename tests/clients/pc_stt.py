@@ -4,7 +4,7 @@ Usage: python pc_stt.py CONFIG_JSON. Runs the pipeline ``[DeepgramSTTService(bas
 with no transport: the 16 kHz mono WAV is queued as ``InputAudioRawFrame`` values of 20 ms at real time,
 framed by the VAD frames a VAD processor would push (``VADUserStartedSpeakingFrame`` first,
 ``VADUserStoppedSpeakingFrame`` after the audio, on which the service sends Finalize); once a transcription
-holding ``config["until"]`` came (at most 30 s), an ``EndFrame``
+reaching ``config["until_s"]`` of audio came (at most 30 s), an ``EndFrame``
 stops the pipeline (the service sends CloseStream and closes). Writes every transcription frame the
 service pushed and every warning or error pipecat logged (loguru), one JSON object a line, to ``config["out"]``.
 """
@@ -45,23 +45,25 @@ class Out:
 class Collector(FrameProcessor):
     """The application end of the pipeline: records what the STT service pushed."""
 
-    def __init__(self, record: Out, until: str) -> None:
+    def __init__(self, record: Out, until_s: float) -> None:
         super().__init__()
         self.record = record
-        self.until = until
+        self.until_s = until_s
         self.heard_until = asyncio.Event()
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame)):
             result = frame.result
-            body = {"text": frame.text, "finalized": getattr(frame, "finalized", False)}
+            body = {"text": frame.text, "finalized": getattr(frame, "finalized", False), "end": 0.0}
             if result is not None:
                 body.update(
                     is_final=result.is_final, speech_final=result.speech_final, from_finalize=result.from_finalize
                 )
+                words = result.channel.alternatives[0].words or []
+                body["end"] = words[-1].end if words else result.start + result.duration
             self.record(type(frame).__name__, body)
-            if isinstance(frame, TranscriptionFrame) and self.until in frame.text.lower():
+            if isinstance(frame, TranscriptionFrame) and body["end"] >= self.until_s:
                 self.heard_until.set()
         elif isinstance(frame, ErrorFrame):
             self.record("ErrorFrame", {"error": frame.error})
@@ -78,7 +80,7 @@ async def run(config: dict, record: Out) -> None:
         sample_rate=rate,
         settings=DeepgramSTTService.Settings(**config["settings"]),
     )
-    collector = Collector(record, config["until"])
+    collector = Collector(record, config["until_s"])
     worker = PipelineWorker(
         Pipeline([stt, collector]),
         params=PipelineParams(audio_in_sample_rate=rate),

@@ -35,7 +35,7 @@ from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDet
 EDGE_S = DecodePolicy().edge_s
 """Words ending this close to the end of a decoded window are not committed yet (default)."""
 
-INTERIM_EDGE_S = 0.2
+INTERIM_EDGE_S = 0.1
 """Interims stop before a word ending this close to the decoded end: it is likely cut ("greasy w")."""
 
 HEARD_SLACK_S = 0.4

@@ -99,7 +99,7 @@ def test_silence_is_never_decoded() -> None:
 
 def test_finalize_mid_speech_flushes_with_from_finalize() -> None:
     audio = np.concatenate([speech.silence(1.0), speech.espeak("alpha bravo charlie delta echo")])[:32000]
-    events, decoder = run(TranscriberConfig(endpointing_ms=300), audio, flush=FlushReason.FINALIZE)
+    events, decoder = run(TranscriberConfig(endpointing_ms=300, final_after_s=None), audio, flush=FlushReason.FINALIZE)
     final = [e for e in events if isinstance(e, Transcript) and e.is_final]
     assert len(final) == 1
     assert final[0].from_finalize and not final[0].speech_final

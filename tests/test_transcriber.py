@@ -167,3 +167,35 @@ def test_a_late_endpoint_flush_stops_at_the_endpoint() -> None:
     assert all(f.speech_final for f in finals)
     assert finals[0].start + finals[0].duration < len(first) / 16000, "the first final stops at its endpoint"
     assert decoder.requests[0].offset + decoder.requests[0].duration < len(first) / 16000
+
+
+def test_a_pause_counts_for_utterance_end_even_when_decoded_after_speech_resumed() -> None:
+    """A busy model finalises the first utterance only once the second has begun: the pause between them was still
+    longer than utterance_end_ms, so UtteranceEnd (at the first utterance's last word) comes, before the second's
+    words; measured on the audio, not on when the decode finished."""
+    second_words = [Word(t, 5.2 + 0.4 * i, 5.5 + 0.4 * i, 0.9) for i, t in enumerate(["foxtrot", "golf", "hotel"])]
+
+    class TwoUtterances(ScriptedDecoder):
+        def __call__(self, request: DecodeRequest) -> DecodeResult:
+            self.requests.append(request)
+            end = request.offset + request.duration
+            return DecodeResult(
+                tuple(w for w in [*SCRIPT, *second_words] if w.start >= request.offset - 0.05 and w.end <= end), 0.01
+            )
+
+    core = ChannelTranscriber(TranscriberConfig(endpointing_ms=300, utterance_end_ms=1000, final_after_s=None))
+    decoder = TwoUtterances()
+    first = np.concatenate([speech.silence(1.0), speech.espeak("alpha bravo charlie delta echo"), speech.silence(1.6)])
+    second = np.concatenate([speech.espeak("foxtrot golf hotel india juliet kilo lima"), speech.silence(1.5)])
+    audio = np.concatenate([first, second]).astype(np.float32) / 32768.0
+    stall_until = len(first) + 16_000  # the model answers nothing until 1 s into the second utterance
+    events: list = []
+    for i in range(0, len(audio), 320):
+        events += core.push(audio[i : i + 320])
+        if i >= stall_until and (request := core.next_request()) is not None:
+            events += core.complete(decoder(request))
+    ends = [e for e in events if isinstance(e, UtteranceEnd)]
+    assert ends, "the 1.6 s pause ended the first utterance"
+    assert ends[0].last_word_end == pytest.approx(SCRIPT[-1].end)
+    said_after = [w.text for e in events[events.index(ends[0]) :] if isinstance(e, Transcript) for w in e.words]
+    assert not {w.text for w in SCRIPT} & set(said_after), "UtteranceEnd follows the first utterance's words"

@@ -20,6 +20,7 @@ window; LocalAgreement-2 commits stable words. Finals come
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -164,6 +165,7 @@ class ChannelTranscriber:
         self._last_interim: tuple[str, ...] = ()
         self.last_word_end: float | None = None
         self._utterance_end_sent = True
+        self._onsets: deque[float] = deque(maxlen=32)  # recent speech onsets (s), for a pause decoded late
         self.closed = False
 
     # -- audio in ---------------------------------------------------------
@@ -187,6 +189,7 @@ class ChannelTranscriber:
         events: list[Event] = []
         for vad_event in self.vad.feed(vad_audio):
             if isinstance(vad_event, SpeechStart):
+                self._onsets.append(vad_event.time)
                 self._speech_since_final = True
                 if self._flushing:
                     self._speech_after_cut = True
@@ -435,11 +438,17 @@ class ChannelTranscriber:
         gap_ms = self.config.utterance_end_ms
         if gap_ms is None or self._utterance_end_sent or self.last_word_end is None:
             return []
-        if self.vad.in_speech or self._flush is not None or self._in_flight is not None:
+        if self._flush is not None or self._in_flight is not None or self.agreement.pending:
             return []
-        if self.agreement.pending:
-            return []
-        if (self.time - self.last_word_end) * 1000 < gap_ms:
+        silent_until = self.time
+        if self.vad.in_speech:
+            # Speech came back before the last words were decoded (a busy model): the pause before it
+            # still counts, measured on the audio, as Deepgram measures it.
+            later = [t for t in self._onsets if t > self.last_word_end]
+            if not later:
+                return []
+            silent_until = later[0]
+        if (silent_until - self.last_word_end) * 1000 < gap_ms:
             return []
         self._utterance_end_sent = True
         return [UtteranceEnd(self.last_word_end)]

@@ -26,6 +26,7 @@ import numpy as np
 
 from gateway.core.guard import cut_repetitions, cut_token_loop, keep_segment
 from gateway.core.types import SAMPLE_RATE, DecodeRequest, DecodeResult, Word
+from gateway.core.wordpieces import join_pieces
 from gateway.engines.whisper import WhisperBackend, WhisperOptions
 
 # faster-whisper's defaults (ASCII and CJK/full-width forms), written as escapes.
@@ -142,16 +143,20 @@ class BatchedWhisperBackend(WhisperBackend):
         for request, frames, alignment in zip(requests, num_frames, alignments, strict=True):
             offset = request.offset
             limit = offset + frames / frames_per_second + 0.5
-            words = [
-                Word(
-                    w["word"].strip(),
+            pieces = [
+                (
+                    w["word"],
                     round(offset + float(w["start"]), 3),
                     round(offset + float(w["end"]), 3),
                     float(w["probability"]),
                 )
                 for w in alignment
+            ]
+            words = [
+                w
+                for w in join_pieces(pieces)
                 # A lone punctuation mark (what silence decodes to, shortened) is no word.
-                if any(c.isalnum() for c in w["word"]) and offset + w["start"] <= limit
+                if any(c.isalnum() for c in w.text) and w.start <= limit
             ]
             out.append(cut_repetitions(words, self.options.guard.max_repeats))
         return out

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.core.guard import GuardConfig, cut_repetitions, keep_segment
 from gateway.core.types import Audio, DecodeRequest, DecodeResult, Word
+from gateway.core.wordpieces import join_pieces
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,9 @@ def _segments_to_words(segments: Any, offset: float, guard: GuardConfig) -> list
     for segment in segments:  # consumes the lazy generator, in the worker thread
         if not keep_segment(segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio, guard):
             continue
-        for w in segment.words or ():
-            text = w.word.strip()
-            if not text or w.probability < guard.min_word_probability:
-                continue
-            words.append(
-                Word(text, round(offset + float(w.start), 3), round(offset + float(w.end), 3), float(w.probability))
-            )
+        pieces = [
+            (w.word, round(offset + float(w.start), 3), round(offset + float(w.end), 3), float(w.probability))
+            for w in segment.words or ()
+        ]
+        words.extend(w for w in join_pieces(pieces) if w.probability >= guard.min_word_probability)
     return cut_repetitions(words, guard.max_repeats)

@@ -12,8 +12,8 @@ Pure and per-channel: int16 samples in, :class:`SpeechStart` and
   all the more behind the gain. The gate is the higher of
   ``floor + min_snr_db`` (the floor follows the quietest frames: it drops to
   any quieter frame and creeps up ``floor_rise_db_s``, so a room that gets
-  louder is learnt at that pace) and
-  ``noise peak + peak_margin_db``, where the noise peak is the loudest recent
+  louder is learnt at that pace) and, with ``noise_gate`` (opt-in,
+  ``--vad-noise-gate``), ``noise peak + peak_margin_db``, where the noise peak is the loudest recent
   frame judged unvoiced in a pause (not in speech, or ``pause_frames`` into
   a silence), decaying ``peak_decay_db_s`` and at most ``max_spread_db`` over
   the floor. Steady hiss keeps the peak near the floor (gate = floor + 6 dB);
@@ -69,6 +69,9 @@ class VadConfig:
     peak_decay_db_s: float = 4.0
     max_spread_db: float = 10.0
     pause_frames: int = 10
+    noise_gate: bool = False
+    """The adaptive noise gate (noise peak + ``peak_margin_db``), opt-in: it keeps wandering
+    noise from holding an utterance open, but misses quiet speech in such noise (see README)."""
 
 
 class VoiceActivityDetector:
@@ -133,13 +136,17 @@ class VoiceActivityDetector:
         else:
             self._floor_db += self._floor_rise_db
         cfg = self.config
-        gate = max(self._floor_db + cfg.min_snr_db, self._noise_peak_db + cfg.peak_margin_db)
-        # webrtcvad hears every frame, gated or not: it adapts its own noise model to what it is fed.
-        gain = min(self.config.max_gain, max(1.0, self._target / max(self._peak, 1.0)))
-        if gain > 1.0:
-            frame = np.clip(frame.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
-        judged = self._vad.is_speech(frame.tobytes(), self.sample_rate)
-        voiced = judged and rms >= self._min_rms and level >= gate
+        gate = self._floor_db + cfg.min_snr_db
+        if cfg.noise_gate:
+            gate = max(gate, self._noise_peak_db + cfg.peak_margin_db)
+        voiced = rms >= self._min_rms and level >= gate
+        if voiced or cfg.noise_gate:
+            # With the noise gate, webrtcvad hears every frame, gated or not: it adapts its own
+            # noise model to what it is fed (without, brown noise at -40 dBFS read as speech).
+            gain = min(self.config.max_gain, max(1.0, self._target / max(self._peak, 1.0)))
+            if gain > 1.0:
+                frame = np.clip(frame.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
+            voiced = self._vad.is_speech(frame.tobytes(), self.sample_rate) and voiced
         self._frames += 1
         self._recent.append(voiced)
         if voiced:

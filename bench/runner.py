@@ -45,6 +45,8 @@ class Config:
     capacity_metric: str = CAPACITY_METRIC
     frame_ms: float = 20.0
     tail_s: float = 1.0
+    noise_dbfs: float | None = None
+    ending: str = "finalize"
     stagger_s: float = 0.25
     level_audio_s: float | None = None
     wl_python: str | None = None
@@ -148,6 +150,7 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
             model=model,
             frame_ms=cfg.frame_ms,
             tail_s=cfg.tail_s,
+            noise_dbfs=cfg.noise_dbfs,
             word_timestamps=cfg.wl_word_timestamps,
             settle_s=cfg.wl_settle_s,
             settle_max_s=max(20.0, 2 * cfg.wl_settle_s),
@@ -155,7 +158,9 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
         )
         return lambda audio: wl_client.stream(audio, wl_opts)
     if spec.protocol == "twilio":
-        tw_opts = tw_client.TwOptions(base_url=url, frame_ms=cfg.frame_ms, tail_s=cfg.tail_s, keep_raw=keep_raw)
+        tw_opts = tw_client.TwOptions(
+            base_url=url, frame_ms=cfg.frame_ms, tail_s=cfg.tail_s, noise_dbfs=cfg.noise_dbfs, keep_raw=keep_raw
+        )
         return lambda audio: tw_client.stream(audio, tw_opts)
     dg_opts = dg_client.DgOptions(
         url=url,
@@ -164,6 +169,8 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
         frame_ms=cfg.frame_ms,
         tail_s=cfg.tail_s,
         keep_raw=keep_raw,
+        ending=cfg.ending,
+        noise_dbfs=cfg.noise_dbfs,
         api_key=cfg.api_key if spec.kind == "url" else None,
     )
     return lambda audio: dg_client.stream(audio, dg_opts)
@@ -364,6 +371,8 @@ async def run(cfg: Config) -> dict[str, Any]:
             "frame_ms": cfg.frame_ms,
             "level_audio_s": cfg.level_audio_s,
             "tail_s": cfg.tail_s,
+            "noise_dbfs": cfg.noise_dbfs,
+            "ending": cfg.ending,
             "stagger_s": cfg.stagger_s,
             "dg_model": cfg.dg_model,
             "dg_params": cfg.dg_params,

@@ -35,6 +35,8 @@ class Replay:
 
     finals: list[tuple[float, tuple[Word, ...]]] = field(default_factory=list)
     """(arrival, words) of every final with words."""
+    speech_finals: list[tuple[float, float]] = field(default_factory=list)
+    """(arrival, end of its span) of every ``speech_final`` result, with words or empty."""
     first_result: float | None = None
     """Stream time of the first non-empty result (interim or final)."""
     decodes: int = 0
@@ -45,6 +47,21 @@ class Replay:
     @property
     def text(self) -> str:
         return " ".join(w.text for _, words in self.finals for w in words)
+
+    def speech_final_delays(self) -> list[float]:
+        """For each ``speech_final`` that closed new words: its arrival minus the end of the last of them.
+
+        The words are those of every final up to it (a non-``speech_final`` final may carry
+        them first and the ``speech_final`` come empty); as ``bench.latency``'s ``speech_final``.
+        """
+        delays: list[float] = []
+        closed: float | None = None
+        for at, _ in self.speech_finals:
+            ends = [w.end for arrival, words in self.finals if arrival <= at for w in words]
+            if ends and max(ends) != closed:
+                closed = max(ends)
+                delays.append(at - closed)
+        return delays
 
     def word_final_latencies(self) -> list[float]:
         """Arrival of each final word's final minus the word's end."""
@@ -59,7 +76,11 @@ def replay(
     frame_s: float = FRAME_S,
     decode_s: float | None = None,
 ) -> Replay:
-    """Stream ``audio`` (16 kHz mono) through a :class:`ChannelTranscriber` decoding with ``backend``."""
+    """Stream ``audio`` (16 kHz mono) through a :class:`ChannelTranscriber` decoding with ``backend``.
+
+    ``decode_s``: every decode's result lands this long after it starts, whatever it really took, so
+    that runs on a loaded (shared) machine compare (None: the measured wall time, as the gateway sees it).
+    """
     audio = np.concatenate([audio, np.zeros(int(tail_s * SAMPLE_RATE), np.float32)]).astype(np.float32)
     frame = int(frame_s * SAMPLE_RATE)
     channel = ChannelTranscriber(config)
@@ -69,6 +90,8 @@ def replay(
 
     def note(events: Sequence[Event], at: float) -> None:
         for event in events:
+            if isinstance(event, Transcript) and event.speech_final:
+                out.speech_finals.append((at, event.start + event.duration))
             if not isinstance(event, Transcript) or not event.words:
                 continue
             if out.first_result is None:

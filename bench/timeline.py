@@ -44,7 +44,8 @@ class Timeline:
     ``audio_s`` is the recording's length; ``sent_s`` what was streamed in all
     (recording plus trailing silence). ``end_sent`` is when the end-of-stream
     flush went out (Deepgram ``Finalize``; ``None`` for WhisperLive, which has
-    no flush). ``billed_s`` is the server's ``Metadata.duration``.
+    no flush). ``close_sent`` is when ``CloseStream`` (or its equivalent) went out;
+    ``metadata_at`` when the server's ``Metadata`` arrived. ``billed_s`` is its ``duration``.
     """
 
     audio_s: float
@@ -55,6 +56,7 @@ class Timeline:
     end_sent: float | None = None
     close_sent: float | None = None
     closed_at: float | None = None
+    metadata_at: float | None = None
     billed_s: float | None = None
     pacing_lag_max: float = 0.0
     error: str | None = None

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from bench.data import SAMPLE_RATE, Audio
 from bench.dg_client import receive
 from bench.ending import await_end, stop_receiving
+from bench.noise import streamed
 from bench.pacing import schedule
 from bench.timeline import Timeline
 from gateway.core.audio import encode_mulaw
@@ -40,6 +41,8 @@ class TwOptions:
     base_url: str
     frame_ms: float = 20.0
     tail_s: float = 1.0
+    noise_dbfs: float | None = None
+    """White noise (dBFS) mixed under the audio and tail."""
     close_wait: float = 30.0
     open_timeout: float = 30.0
     api_key: str | None = None
@@ -70,8 +73,7 @@ def media_events(audio: Audio, stream_sid: str, frame_ms: float) -> list[tuple[f
 
 async def stream(audio: Audio, options: TwOptions) -> Timeline:
     """Replay ``audio`` as a one-party call at real-time pace; return what the subscriber saw."""
-    tail = np.zeros(round(options.tail_s * SAMPLE_RATE), dtype=np.float32)
-    full = np.concatenate([audio, tail]).astype(np.float32)
+    full = streamed(audio, options.tail_s, options.noise_dbfs)
     timeline = Timeline(audio_s=len(audio) / SAMPLE_RATE, sent_s=len(full) / SAMPLE_RATE)
     call_sid, stream_sid = f"CA{uuid.uuid4().hex}", f"MZ{uuid.uuid4().hex}"
     headers = {"Authorization": f"Token {options.api_key}"} if options.api_key else {}

@@ -15,12 +15,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.data import SAMPLE_RATE, Audio
 from bench.ending import await_end, stop_receiving
+from bench.noise import streamed
 from bench.pacing import Pacer, encode_float32, schedule
 from bench.timeline import Timeline
 from bench.wl_protocol import END_OF_AUDIO, SegmentTracker, handshake
@@ -34,6 +34,8 @@ class WlOptions:
     model: str = "tiny.en"
     frame_ms: float = 20.0
     tail_s: float = 1.0
+    noise_dbfs: float | None = None
+    """White noise (dBFS) mixed under the audio and tail."""
     word_timestamps: bool = True
     use_vad: bool = True
     ready_timeout: float = 180.0
@@ -82,8 +84,7 @@ class _Receiver:
 
 async def stream(audio: Audio, options: WlOptions) -> Timeline:
     """Stream ``audio`` at real-time pace, wait for the server to settle, end; return the timeline."""
-    tail = np.zeros(round(options.tail_s * SAMPLE_RATE), dtype=np.float32)
-    full = np.concatenate([audio, tail]).astype(np.float32)
+    full = streamed(audio, options.tail_s, options.noise_dbfs)
     timeline = Timeline(audio_s=len(audio) / SAMPLE_RATE, sent_s=len(full) / SAMPLE_RATE)
     tracker = SegmentTracker()
     receiver = _Receiver(tracker, timeline, options.keep_raw)

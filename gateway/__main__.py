@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--soft-window", type=float, default=12.0, help="window seconds after which stable words become finals"
     )
     s.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, help="webrtcvad mode")
+    s.add_argument(
+        "--vad-noise-gate",
+        action="store_true",
+        help="adaptive noise gate: wandering background noise cannot hold an utterance open "
+        "(but quiet speech in such noise may be missed)",
+    )
     a = p.add_argument_group("auth")
     a.add_argument(
         "--api-key",
@@ -205,7 +211,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         doubt_window_s=args.doubt_window_ms / 1000,
         quiet_decodes=args.quiet_decodes,
         soft_window_s=args.soft_window,
-        vad=replace(base.vad, aggressiveness=args.vad_aggressiveness),
+        vad=replace(base.vad, aggressiveness=args.vad_aggressiveness, noise_gate=args.vad_noise_gate),
     )
     return ServerConfig(
         host=args.host,

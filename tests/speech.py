@@ -51,6 +51,41 @@ def utterances(sentences: tuple[str, ...] = SENTENCES, rate: int = 16_000, gap_s
     return np.concatenate(parts)
 
 
+def noise(seconds: float, dbfs: float, kind: str = "white", rate: int = 16_000, seed: int = 0) -> Int16:
+    """Background noise at ``dbfs`` RMS: ``white``, ``pink`` (1/f), or ``wandering`` (white whose level
+    drifts +-6 dB every 200 ms, like a room: a fan, traffic, a far voice)."""
+    n = int(seconds * rate)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, n)
+    if kind == "pink":
+        spectrum = np.fft.rfft(x)
+        k = np.arange(len(spectrum), dtype=np.float64)
+        k[0] = 1.0
+        x = np.fft.irfft(spectrum / np.sqrt(k), n)
+    elif kind == "wandering":
+        step = rate // 5
+        knots = np.arange(0, n + step, step)
+        x = x * 10 ** (np.interp(np.arange(n), knots, rng.uniform(-6.0, 6.0, len(knots))) / 20)
+    elif kind != "white":
+        raise ValueError(f"unknown noise {kind!r}")
+    x = x / np.sqrt(np.mean(x**2)) * 32768.0 * 10 ** (dbfs / 20)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def mix(*parts: Int16) -> Int16:
+    """Sum int16 signals of equal length, clipped."""
+    total = np.sum([p.astype(np.int32) for p in parts], axis=0)
+    return np.clip(total, -32768, 32767).astype(np.int16)
+
+
+def speech_end(samples: Int16, rate: int = 16_000, dbfs: float = -50.0) -> float:
+    """Seconds at the end of the last 10 ms with RMS above ``dbfs`` (the end of clean speech)."""
+    n = rate // 100
+    frames = samples[: len(samples) - len(samples) % n].astype(np.float64).reshape(-1, n)
+    loud = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) > 32768.0 * 10 ** (dbfs / 20))
+    return float((loud[-1] + 1) * n / rate) if loud.size else 0.0
+
+
 def write_wav(path: Path, samples: Int16, rate: int = 16_000) -> Path:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)

@@ -96,6 +96,18 @@ async def test_deepgram_client_streams_finalizes_and_closes(fake_dg: tuple[FakeD
     assert tl.end_sent <= tl.close_sent <= tl.closed_at
     assert len(tl.speech_started) == 1
     assert len(tl.raw) == 4
+    assert tl.metadata_at is not None and tl.close_sent <= tl.metadata_at
+
+
+async def test_deepgram_client_close_ending_sends_closestream_only(fake_dg: tuple[FakeDeepgram, Server]) -> None:
+    """--ending close: CloseStream right after the audio (as an SDK's finish()), no Finalize."""
+    fake, server = fake_dg
+    options = dg_client.DgOptions(url=f"ws://127.0.0.1:{port_of(server)}", tail_s=0.1, ending="close")
+    tl = await dg_client.stream(AUDIO, options)
+    assert tl.error is None
+    assert fake.controls == ["CloseStream"]
+    assert tl.end_sent is not None and tl.close_sent is not None and tl.end_sent <= tl.close_sent
+    assert tl.metadata_at is not None and tl.metadata_at >= tl.close_sent
 
 
 async def test_deepgram_client_reports_a_refused_connection() -> None:
@@ -165,10 +177,15 @@ def test_cli_builds_a_config(tmp_path: Path) -> None:
         "smart_format=true",
         "--gateway-arg=--final-beam-size=5",
         "--no-offline",
+        "--noise-dbfs",
+        "-45",
+        "--ending",
+        "close",
         "--out",
         str(tmp_path),
     ]
     cfg = config_from(build_parser().parse_args(argv), argv)
+    assert cfg.noise_dbfs == -45.0 and cfg.ending == "close"
     assert [t.kind for t in cfg.targets] == ["gateway", "url"]
     assert cfg.levels == [1, 2, 4]
     assert cfg.dg_params == {"smart_format": "true"}
@@ -179,6 +196,7 @@ def test_cli_builds_a_config(tmp_path: Path) -> None:
     assert [t.kind for t in default.targets] == ["gateway", "whisperlive"]
     assert default.levels == [1]
     assert default.offline_beams == [1, 5]
+    assert default.noise_dbfs is None and default.ending == "finalize"
 
 
 def test_int_list() -> None:

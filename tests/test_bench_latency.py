@@ -129,3 +129,53 @@ def test_updates_are_taken_in_arrival_order() -> None:
 
 def test_final_text_joins_finals_only() -> None:
     assert two_utterances().final_text() == "The quick brown fox. jumps over"
+
+
+def test_close_ending_gives_close_to_last_final_and_to_metadata() -> None:
+    """--ending close: CloseStream right after the audio; the pending words' final and Metadata after it."""
+    tl = Timeline(audio_s=2.0, sent_s=3.0)
+    tl.updates = [final(2.0, ("hi", 0.2, 0.5), speech_final=True), final(3.4, ("there", 2.6, 2.9))]
+    tl.end_sent = tl.close_sent = 3.0
+    tl.metadata_at = 3.5
+    s = stream_latency(tl, None).samples
+    assert s["close_final"] == pytest.approx([0.4])
+    assert s["close_metadata"] == pytest.approx([0.5])
+    assert s["flush"] == pytest.approx([0.4])  # CloseStream is the end-of-stream signal here
+    assert s["speech_final"] == pytest.approx([1.5])
+
+
+def test_nothing_pending_at_close_gives_no_close_final_sample() -> None:
+    tl = two_utterances()
+    tl.close_sent, tl.metadata_at = 5.4, 5.45
+    s = stream_latency(tl, None).samples
+    assert s["close_final"] == []
+    assert s["close_metadata"] == pytest.approx([0.05])
+    assert s["flush"] == pytest.approx([0.3])
+
+
+def test_no_close_no_metadata_samples() -> None:
+    s = stream_latency(two_utterances(), None).samples
+    assert s["close_final"] == [] and s["close_metadata"] == []
+
+
+def test_metadata_arrival_is_recorded() -> None:
+    from bench.dg_protocol import apply_message
+
+    tl = Timeline(audio_s=1.0)
+    assert apply_message(tl, '{"type": "Metadata", "duration": 1.5}', 2.25) == "Metadata"
+    assert tl.metadata_at == 2.25 and tl.billed_s == 1.5
+
+
+def test_streamed_audio_has_its_tail_and_the_noise_level_asked_for() -> None:
+    import numpy as np
+
+    from bench.noise import streamed
+
+    audio = np.zeros(16000, np.float32)
+    plain = streamed(audio, tail_s=0.5)
+    assert len(plain) == 24000 and not plain.any()
+    noisy = streamed(audio, tail_s=0.5, noise_dbfs=-45.0)
+    assert len(noisy) == 24000
+    tail_rms = float(np.sqrt(np.mean(noisy[16000:] ** 2)))
+    assert 20 * np.log10(tail_rms) == pytest.approx(-45.0, abs=0.5)  # the tail is noisy too
+    assert np.array_equal(noisy, streamed(audio, tail_s=0.5, noise_dbfs=-45.0))  # reproducible

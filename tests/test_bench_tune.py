@@ -88,3 +88,16 @@ def test_replay_finalises_what_was_said_on_a_stream_clock() -> None:
     assert out.text == "hello"
     assert out.decodes >= 2 and out.first_result is not None
     assert all(latency > 0 for latency in out.word_final_latencies())  # a final never precedes its word
+
+
+def test_replay_reports_the_speech_final_delay_on_a_fixed_decode_clock() -> None:
+    """decode_s: results land that long after a decode starts, so runs on a loaded machine compare."""
+    pcm = np.concatenate([speech.silence(0.8), speech.espeak("hello"), speech.silence(1.5)])
+    audio = pcm.astype(np.float32) / 32768.0
+    a = replay(audio, TranscriberConfig(), _Backend(), decode_s=0.1)
+    b = replay(audio, TranscriberConfig(), _Backend(), decode_s=0.1)
+    assert a.speech_finals and a.speech_finals == b.speech_finals
+    (delay,) = a.speech_final_delays()
+    arrival, span_end = a.speech_finals[0]
+    assert arrival >= span_end - 1e-9  # the endpoint's final never comes before the endpoint
+    assert delay == pytest.approx(arrival - 1.3)  # after the fake model's last word end

@@ -65,3 +65,14 @@ def test_endpointing_false_disables_endpoints() -> None:
 def test_bad_parameters_name_the_problem(query: str, needle: str) -> None:
     with pytest.raises(BadRequest, match=needle):
         parse_params(query)
+
+
+@pytest.mark.parametrize("query", ["model=None", "model=none", "model=null", "model=", "model=%20"])
+def test_an_empty_model_is_no_model(query: str) -> None:
+    """deepgram-sdk 3.x sends ``model=None`` for ``LiveOptions()``; others send null or nothing: no model asked for."""
+    assert parse_params(query).model is None
+
+
+def test_a_named_model_is_kept() -> None:
+    assert parse_params("model=nova-3").model == "nova-3"
+    assert parse_params("model=%20tiny.en%20").model == "tiny.en"

@@ -42,3 +42,60 @@ def test_frames_of_any_size_give_the_same_events() -> None:
     vad = VoiceActivityDetector(16000)
     pieces = [e for i in range(0, len(audio), 333) for e in vad.feed(audio[i : i + 333])]
     assert pieces == whole
+
+
+def _endpoint_lag(audio: np.ndarray, end_ms: int, rate: int = 16000) -> tuple[float, float]:
+    """(stream time at which the last SpeechEnd was emitted, that event's time), fed 20 ms at a time."""
+    vad = VoiceActivityDetector(rate, VadConfig(end_ms=end_ms, noise_gate=True))
+    step = rate // 50
+    emitted = stamped = -1.0
+    for i in range(0, len(audio), step):
+        for event in vad.feed(audio[i : i + step]):
+            if isinstance(event, SpeechEnd):
+                emitted, stamped = (i + step) / rate, event.time
+    assert not vad.in_speech, "the utterance never ended"
+    return emitted, stamped
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "wandering"])
+@pytest.mark.parametrize("dbfs", [-50.0, -45.0, -40.0])
+def test_faint_noise_does_not_hold_the_endpoint(kind: str, dbfs: float) -> None:
+    """Issue 14: with faint noise under the speech the endpoint comes ``end_ms`` after the last word,
+    not seconds later (wandering noise used to read as speech behind the gain)."""
+    clean = np.concatenate([speech.silence(1.0), speech.espeak("Please call me back tomorrow"), speech.silence(4.0)])
+    said_until = speech.speech_end(clean)
+    noisy = speech.mix(clean, speech.noise(len(clean) / 16000, dbfs, kind, seed=int(-dbfs)))
+    emitted, stamped = _endpoint_lag(noisy, end_ms=300)
+    assert emitted <= said_until + 0.3 + 0.3, f"endpoint {emitted - said_until:.2f} s after the speech"
+    assert stamped <= said_until + 0.1
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "wandering"])
+def test_faint_noise_alone_is_not_speech(kind: str) -> None:
+    events = VoiceActivityDetector(16000, VadConfig(noise_gate=True)).feed(speech.noise(6.0, -45.0, kind, seed=3))
+    assert not any(isinstance(e, SpeechStart) for e in events)
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_speech_peaking_at_minus_45_dbfs_in_faint_hiss_is_found(gate: bool) -> None:
+    """FLEURS-like quiet recordings (peak -45 dBFS) over a near-silent line must still be heard."""
+    loud = speech.espeak("Testing a very quiet recording", 16000).astype(np.float64)
+    quiet = (loud / np.abs(loud).max() * 32768 * 10 ** (-45 / 20)).astype(np.int16)
+    clip = np.concatenate([speech.silence(0.5), quiet, speech.silence(1.0)])
+    vad = VoiceActivityDetector(16000, VadConfig(noise_gate=gate))
+    events = vad.feed(speech.mix(clip, speech.noise(len(clip) / 16000, -85.0)))
+    assert [type(e) for e in events][:2] == [SpeechStart, SpeechEnd]
+
+
+def test_a_room_that_gets_louder_is_learnt() -> None:
+    """The floor follows a background that gets 10 dB louder (at 3 dB/s): speech after it starts and ends."""
+    quiet, loud = speech.noise(2.0, -60.0, seed=1), speech.noise(10.0, -50.0, "wandering", seed=2)
+    said = np.concatenate([speech.silence(1.0), speech.espeak("one two three four five"), speech.silence(2.0)])
+    tail = speech.mix(loud[: len(said)], said)
+    vad = VoiceActivityDetector(16000, VadConfig(noise_gate=True))
+    events = vad.feed(np.concatenate([quiet, loud[len(said) :], tail]))
+    starts = [e.time for e in events if isinstance(e, SpeechStart)]
+    ends = [e.time for e in events if isinstance(e, SpeechEnd)]
+    onset = 2.0 + 10.0 - len(said) / 16000 + 1.0
+    assert any(abs(t - onset) < 0.3 for t in starts), (starts, onset)
+    assert len(ends) == len(starts)

@@ -7,9 +7,18 @@ Pure and per-channel: int16 samples in, :class:`SpeechStart` and
 * an automatic gain brings quiet streams (a far microphone, a -45 dBFS
   recording) to a level webrtcvad judges well: the frame is scaled by
   ``target / recent peak``, at most ``max_gain``;
-* a frame must stand ``min_snr_db`` above the tracked noise floor and above
-  ``min_dbfs`` (digital silence) to count as voiced: webrtcvad alone fires on
-  steady noise;
+* a frame must stand above ``min_dbfs`` (digital silence) and clear an
+  adaptive noise gate to count as voiced: webrtcvad alone fires on noise,
+  all the more behind the gain. The gate is the higher of
+  ``floor + min_snr_db`` (the floor follows the quietest frames: it drops to
+  any quieter frame and creeps up ``floor_rise_db_s``, so a room that gets
+  louder is learnt at that pace) and, with ``noise_gate`` (opt-in,
+  ``--vad-noise-gate``), ``noise peak + peak_margin_db``, where the noise peak is the loudest recent
+  frame judged unvoiced in a pause (not in speech, or ``pause_frames`` into
+  a silence), decaying ``peak_decay_db_s`` and at most ``max_spread_db`` over
+  the floor. Steady hiss keeps the peak near the floor (gate = floor + 6 dB);
+  noise whose level wanders lifts it, so the wandering never reads as speech
+  and holds an utterance open;
 * speech starts once ``start_voiced`` of the last ``start_window`` frames are
   voiced, stamped at the first voiced frame of that run (so onsets are not
   late by the hysteresis);
@@ -55,6 +64,14 @@ class VadConfig:
     min_snr_db: float = 6.0
     max_gain: float = 64.0
     target_dbfs: float = -20.0
+    floor_rise_db_s: float = 3.0
+    peak_margin_db: float = 3.0
+    peak_decay_db_s: float = 4.0
+    max_spread_db: float = 10.0
+    pause_frames: int = 10
+    noise_gate: bool = False
+    """The adaptive noise gate (noise peak + ``peak_margin_db``), opt-in: it keeps wandering
+    noise from holding an utterance open, but misses quiet speech in such noise (see README)."""
 
 
 class VoiceActivityDetector:
@@ -76,13 +93,14 @@ class VoiceActivityDetector:
         # Minimum RMS in int16 units below which a frame is silence.
         self._min_rms = 32768.0 * 10 ** (self.config.min_dbfs / 20)
         self._target = 32768.0 * 10 ** (self.config.target_dbfs / 20)
-        self._snr = 10 ** (self.config.min_snr_db / 20)
         self._peak = 0.0
-        self._floor: float | None = None
-        # Peak follower halves over ~3 s; the noise floor creeps up ~3 dB/s so
-        # it follows a room that gets louder.
+        # Levels in dB (of int16 RMS) so that rises and decays are linear.
+        self._floor_db: float | None = None
+        self._noise_peak_db = 0.0
+        # Peak follower halves over ~3 s.
         self._peak_decay = 0.5 ** (FRAME_MS / 3000)
-        self._floor_rise = 10 ** (3 / 20 * FRAME_MS / 1000)
+        self._floor_rise_db = self.config.floor_rise_db_s * FRAME_MS / 1000
+        self._noise_decay_db = self.config.peak_decay_db_s * FRAME_MS / 1000
         self.in_speech = False
         self.last_voiced_end = start_s
 
@@ -112,13 +130,23 @@ class VoiceActivityDetector:
     def _judge(self, frame: npt.NDArray[np.int16]) -> VadEvent | None:
         rms = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2)))
         self._peak = max(rms, self._peak * self._peak_decay)
-        self._floor = rms if self._floor is None or rms < self._floor else self._floor * self._floor_rise
-        voiced = rms >= self._min_rms and rms >= self._floor * self._snr
-        if voiced:
+        level = 20 * math.log10(max(rms, 1e-3))
+        if self._floor_db is None or level < self._floor_db:
+            self._floor_db = level
+        else:
+            self._floor_db += self._floor_rise_db
+        cfg = self.config
+        gate = self._floor_db + cfg.min_snr_db
+        if cfg.noise_gate:
+            gate = max(gate, self._noise_peak_db + cfg.peak_margin_db)
+        voiced = rms >= self._min_rms and level >= gate
+        if voiced or cfg.noise_gate:
+            # With the noise gate, webrtcvad hears every frame, gated or not: it adapts its own
+            # noise model to what it is fed (without, brown noise at -40 dBFS read as speech).
             gain = min(self.config.max_gain, max(1.0, self._target / max(self._peak, 1.0)))
             if gain > 1.0:
                 frame = np.clip(frame.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
-            voiced = self._vad.is_speech(frame.tobytes(), self.sample_rate)
+            voiced = self._vad.is_speech(frame.tobytes(), self.sample_rate) and voiced
         self._frames += 1
         self._recent.append(voiced)
         if voiced:
@@ -126,6 +154,7 @@ class VoiceActivityDetector:
             self._silent_frames = 0
         else:
             self._silent_frames += 1
+        self._track_noise(level, voiced)
         if not self.in_speech:
             if sum(self._recent) >= self.config.start_voiced:
                 self.in_speech = True
@@ -138,3 +167,13 @@ class VoiceActivityDetector:
             self._recent.clear()
             return SpeechEnd(self.last_voiced_end)
         return None
+
+    def _track_noise(self, level: float, voiced: bool) -> None:
+        """Follow the loudest unvoiced frame of pauses: what the background reaches."""
+        assert self._floor_db is not None
+        peak = self._noise_peak_db - self._noise_decay_db
+        # Only pauses teach the gate: an unvoiced frame inside a word (a consonant) is speech.
+        in_pause = not self.in_speech or self._silent_frames >= self.config.pause_frames
+        if not voiced and in_pause:
+            peak = max(peak, level)
+        self._noise_peak_db = min(max(peak, self._floor_db), self._floor_db + self.config.max_spread_db)

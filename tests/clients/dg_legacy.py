@@ -1,9 +1,10 @@
 """Drive deepgram-sdk 3.x/4.x, unmodified, against a gateway; runs in that SDK's own virtualenv.
 
 Usage: python dg_legacy.py CONFIG_JSON. Streams a 16 kHz mono WAV at real time
-with ``LiveOptions(**options)``, optionally sends Finalize and Configure, then
-calls the SDK's own ``finish()``; writes every event the SDK hands out, one
-JSON object a line, to ``config["out"]``.
+with ``LiveOptions(**options)``, optionally sends Finalize and Configure, optionally
+waits (at most 60 s) for a final containing ``await_final``, then calls the SDK's
+own ``finish()``; writes every event the SDK hands out, one JSON object a line, to
+``config["out"]``.
 """
 
 import json
@@ -24,10 +25,14 @@ def main() -> None:
 
 def run(config: dict, lock: threading.Lock, out) -> None:
 
+    finals: list[str] = []
+
     def record(kind: str, body: object) -> None:
         with lock:
             out.write(json.dumps({"event": kind, "t": time.monotonic(), "body": body}) + "\n")
             out.flush()
+            if kind == "Transcript" and isinstance(body, dict) and body.get("is_final"):
+                finals.append(str(body["channel"]["alternatives"][0]["transcript"]).lower())
 
     def handler(kind: str):
         def on(_client, *args, **kwargs):
@@ -62,6 +67,13 @@ def run(config: dict, lock: threading.Lock, out) -> None:
     if config.get("configure"):
         conn.send(json.dumps({"type": "Configure", "keyterms": ["gateway"]}))
         time.sleep(1.0)
+    awaited = config.get("await_final")
+    if awaited:
+        # A busy machine decodes late: wait (bounded) for that final, so finish() is not racing the model.
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not any(awaited in t for t in finals):
+            time.sleep(0.05)
+        record("awaited_final", None)
     record("finish_called", None)
     conn.finish()
     record("finished", None)

@@ -89,7 +89,7 @@ def assert_gateway_side(
     recorder: Recorder, caplog: pytest.LogCaptureFixture, name: str, tail: float | None, metadata: bool = True
 ) -> None:
     """One stream (no reconnect), closed normally, nothing the gateway warns about; with ``tail``, Finalize
-    answered with the tail's words (ending after ``tail`` s); with ``metadata``, the client waited for the
+    answered and the tail's words (ending after ``tail`` s) final; with ``metadata``, the client waited for the
     Metadata that CloseStream earns."""
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not warned, f"{name}: the gateway warned: {warned}"
@@ -99,9 +99,15 @@ def assert_gateway_side(
     kinds = [m.get("type") for _, _, m in recorder.sent]
     assert "Error" not in kinds, f"{name}: the plugin sent nothing we answer with an Error: {recorder.sent}"
     assert not metadata or "Metadata" in kinds, f"{name}: CloseStream answered with Metadata"
-    flushed = [m for m in sent_finals(recorder) if m["from_finalize"] and transcript(m)]
-    tail_flushed = any(words_of(m)[-1]["end"] >= tail for m in flushed) if tail is not None else True
-    assert tail_flushed, f"{name}: Finalize flushes the tail: {flushed}"
+    if tail is None:
+        return
+    # Finalize is answered with a from_finalize result, and the tail is final by then. Whether its
+    # words were still pending when Finalize arrived (then they carry from_finalize) or were already
+    # finalised as stable words depends on how far the model is behind: not asserted.
+    finals = sent_finals(recorder)
+    assert any(m["from_finalize"] for m in finals), f"{name}: Finalize answered: {finals}"
+    tail_final = any(words_of(m) and words_of(m)[-1]["end"] >= tail for m in finals)
+    assert tail_final, f"{name}: the tail's words are final: {finals}"
 
 
 def log_lines(events: list[dict[str, Any]]) -> list[Any]:
@@ -194,4 +200,5 @@ async def test_pipecat_deepgram_stt_service(
         assert any(f["speech_final"] for f in finals), f"{name}: the endpoint reaches the app as speech_final"
     else:
         tail = [e["body"] for e in events[kinds.index("vad_stopped_sent") :] if e["event"] == "TranscriptionFrame"]
-        assert any(f["end"] >= tail_s(tail_clip) and f["finalized"] for f in tail), f"{name}: Finalize's tail: {tail}"
+        # (marked ``finalized`` when its words were still pending at Finalize: not asserted, see assert_gateway_side)
+        assert any(f["end"] >= tail_s(tail_clip) for f in tail), f"{name}: the tail after Finalize: {tail}"

@@ -68,31 +68,34 @@ def combinations(grid: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
     return [dict(zip(knobs, values, strict=True)) for values in itertools.product(*(grid[k] for k in knobs))]
 
 
+def _ms(value: str) -> float:
+    return float(value) / 1000
+
+
+def _final_after(value: str) -> float | None:
+    ms = float(value)
+    return None if ms < 0 else ms / 1000
+
+
+TRANSCRIBER_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "interim-step-ms": ("interim_step_s", _ms),
+    "commit-edge-ms": ("commit_edge_s", _ms),
+    "final-after-ms": ("final_after_s", _final_after),
+    "context-ms": ("context_s", _ms),
+    "interim-edge-ms": ("interim_edge_s", _ms),
+    "first-step-ms": ("first_step_s", _ms),
+    "doubt-probability": ("doubt_probability", float),
+    "doubt-edge-ms": ("doubt_edge_s", _ms),
+    "doubt-window-ms": ("doubt_window_s", _ms),
+    "quiet-decodes": ("quiet_decodes", int),
+}
+"""Grid knob -> (TranscriberConfig field, how its value is read)."""
+
+
 def transcriber_config(point: Mapping[str, str], base: TranscriberConfig | None = None) -> TranscriberConfig:
     """The transcriber tuning of one grid point (others: the gateway's defaults)."""
-    config = base or TranscriberConfig()
-    if "interim-step-ms" in point:
-        config = replace(config, interim_step_s=float(point["interim-step-ms"]) / 1000)
-    if "commit-edge-ms" in point:
-        config = replace(config, commit_edge_s=float(point["commit-edge-ms"]) / 1000)
-    if "final-after-ms" in point:
-        ms = float(point["final-after-ms"])
-        config = replace(config, final_after_s=None if ms < 0 else ms / 1000)
-    if "context-ms" in point:
-        config = replace(config, context_s=float(point["context-ms"]) / 1000)
-    if "interim-edge-ms" in point:
-        config = replace(config, interim_edge_s=float(point["interim-edge-ms"]) / 1000)
-    if "first-step-ms" in point:
-        config = replace(config, first_step_s=float(point["first-step-ms"]) / 1000)
-    if "doubt-probability" in point:
-        config = replace(config, doubt_probability=float(point["doubt-probability"]))
-    if "doubt-edge-ms" in point:
-        config = replace(config, doubt_edge_s=float(point["doubt-edge-ms"]) / 1000)
-    if "doubt-window-ms" in point:
-        config = replace(config, doubt_window_s=float(point["doubt-window-ms"]) / 1000)
-    if "quiet-decodes" in point:
-        config = replace(config, quiet_decodes=int(point["quiet-decodes"]))
-    return config
+    fields = {TRANSCRIBER_KNOBS[k][0]: TRANSCRIBER_KNOBS[k][1](v) for k, v in point.items() if k in TRANSCRIBER_KNOBS}
+    return replace(base or TranscriberConfig(), **fields)
 
 
 def backend_key(point: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -99,14 +99,20 @@ def test_a_seeded_policy_does_not_repeat_what_the_previous_engine_finalised() ->
 
 
 def test_without_a_text_seam_a_word_is_new_when_most_of_it_follows_the_seam() -> None:
-    policy = LocalAgreement()
-    policy.update(words("one two"))
-    policy.update(words("one two three"))
-    assert [w.text for w in policy.take_committed()] == ["one", "two"]  # seam at 0.9
-    # No text match: "too" (a re-spelt repeat, mostly before the seam) goes; "later"
-    # (aligned a little early, mostly after it) stays.
-    hypothesis = [Word("too", 0.7, 0.95, 0.9), Word("later", 0.85, 1.4, 0.9)]
-    policy.update(hypothesis)
+    def committed_one_two() -> LocalAgreement:
+        policy = LocalAgreement()
+        policy.update(words("one two"))
+        policy.update(words("one two three"))
+        assert [w.text for w in policy.take_committed()] == ["one", "two"]  # seam at 0.9
+        return policy
+
+    # No text match. "too" (a re-spelt repeat, mostly before the seam although it starts
+    # within 0.1 s of it) goes; "later" (aligned early, mostly after the seam) stays.
+    policy = committed_one_two()
+    policy.update([Word("too", 0.82, 0.95, 0.9), Word("later", 0.96, 1.4, 0.9)])
+    assert [w.text for w in policy.tail] == ["later"]
+    policy = committed_one_two()
+    policy.update([Word("later", 0.75, 1.4, 0.9)])
     assert [w.text for w in policy.tail] == ["later"]
 
 

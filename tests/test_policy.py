@@ -86,7 +86,7 @@ def test_doubt_applies_only_while_the_window_is_short() -> None:
 
 
 def test_first_interim_decode_comes_at_the_first_step() -> None:
-    config = TranscriberConfig(interim_step_s=0.5, first_step_s=0.2, final_after_s=None, endpointing_ms=None)
+    config = TranscriberConfig(interim_step_s=1.0, first_step_s=0.2, final_after_s=None, endpointing_ms=None)
     core = ChannelTranscriber(config)
     _feed(core, np.concatenate([speech.silence(0.5), speech.espeak("hello there my friend")[:4800]]))
     request = core.next_request()

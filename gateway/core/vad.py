@@ -154,7 +154,8 @@ class VoiceActivityDetector:
             self._silent_frames = 0
         else:
             self._silent_frames += 1
-        self._track_noise(level, voiced)
+        if cfg.noise_gate:
+            self._track_noise(level, voiced)
         if not self.in_speech:
             if sum(self._recent) >= self.config.start_voiced:
                 self.in_speech = True

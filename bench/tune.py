@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +35,8 @@ KNOBS: dict[str, str] = {
     "doubt-probability": "words less probable than this need --doubt-edge-ms of context (0: off)",
     "doubt-edge-ms": "right context a doubtful word needs before commit",
     "doubt-window-ms": "doubt applies while the window is shorter than this",
+    "sure-probability": "words at least this probable commit from one decode (0: off)",
+    "sure-edge-ms": "right context a sure word needs to commit from one decode",
     "context-ms": "finalised audio kept before the next utterance, heard again as context",
     "final-beam-size": "beam of the decode that makes an endpoint/Finalize final",
     "beam-size": "beam of interim decodes",
@@ -88,6 +91,8 @@ TRANSCRIBER_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "doubt-edge-ms": ("doubt_edge_s", _ms),
     "doubt-window-ms": ("doubt_window_s", _ms),
     "quiet-decodes": ("quiet_decodes", int),
+    "sure-probability": ("sure_probability", float),
+    "sure-edge-ms": ("sure_edge_s", _ms),
 }
 """Grid knob -> (TranscriberConfig field, how its value is read)."""
 
@@ -104,9 +109,11 @@ def backend_key(point: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def make_backend(model_path: str, key: tuple[tuple[str, str], ...], cpu_threads: int = 0) -> Backend:
-    """The backend the gateway would build for these options (CPU, int8)."""
+    """The backend the gateway would build for these options (CPU, int8), decoding one stream:
+    ``cpu_threads`` 0 gives each decode the threads a gateway worker has by default."""
     from gateway.engines.batched import BatchedWhisperBackend
     from gateway.engines.whisper import WhisperBackend, WhisperOptions
+    from gateway.server.backends import decode_workers
 
     opts = dict(key)
     defaults = WhisperOptions(model_path=model_path)
@@ -116,7 +123,7 @@ def make_backend(model_path: str, key: tuple[tuple[str, str], ...], cpu_threads:
         defaults,
         beam_size=int(opts.get("beam-size", defaults.beam_size)),
         final_beam_size=int(opts.get("final-beam-size", defaults.final_beam_size)),
-        cpu_threads=cpu_threads,
+        cpu_threads=cpu_threads or max(1, (os.cpu_count() or 1) // decode_workers(0, "cpu")),
         encoder_pad_s=pad,
         encoder_min_s=float(opts.get("encoder-min", defaults.encoder_min_s)),
     )

@@ -63,7 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--beam-size", type=int, default=1, help="beam size of interim decodes")
     m.add_argument("--final-beam-size", type=int, default=1, help="beam size of the decode that makes a final")
-    m.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 CPU threads (0: all cores)")
+    m.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=0,
+        help="CTranslate2 CPU threads per decode (0: the cores shared out among --decode-workers)",
+    )
+    m.add_argument(
+        "--decode-workers",
+        type=int,
+        default=0,
+        help="model calls at once, one model in memory (0: one per core on CPU, 1 on CUDA)",
+    )
     m.add_argument(
         "--encoder-pad",
         type=_encoder_pad,
@@ -98,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--idle-timeout", type=float, default=10.0, help="seconds without audio or message before 1011")
     s = p.add_argument_group("streaming")
     s.add_argument("--min-endpointing-ms", type=int, default=300, help="floor for the client's endpointing")
-    s.add_argument("--interim-step-ms", type=int, default=500, help="new audio between two decodes of a stream")
+    s.add_argument(
+        "--interim-step-ms",
+        type=int,
+        default=round(TranscriberConfig().interim_step_s * 1000),
+        help="new audio between two decodes of a stream",
+    )
     s.add_argument(
         "--commit-edge-ms",
         type=int,
@@ -135,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=round(TranscriberConfig().doubt_window_s * 1000),
         help="doubt applies while the window is shorter than this (the start of an utterance)",
+    )
+    s.add_argument(
+        "--sure-probability",
+        type=float,
+        default=TranscriberConfig().sure_probability,
+        help="words at least this probable commit from one decode with --sure-edge-ms of context, "
+        "without waiting for a second decode to agree (0: off)",
+    )
+    s.add_argument(
+        "--sure-edge-ms",
+        type=int,
+        default=round(TranscriberConfig().sure_edge_s * 1000),
+        help="right context a sure word needs to commit from one decode",
     )
     s.add_argument(
         "--quiet-decodes",
@@ -210,6 +239,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         doubt_edge_s=args.doubt_edge_ms / 1000,
         doubt_window_s=args.doubt_window_ms / 1000,
         quiet_decodes=args.quiet_decodes,
+        sure_probability=args.sure_probability,
+        sure_edge_s=args.sure_edge_ms / 1000,
         soft_window_s=args.soft_window,
         vad=replace(base.vad, aggressiveness=args.vad_aggressiveness, noise_gate=args.vad_noise_gate),
     )
@@ -225,6 +256,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         encoder_pad_s=args.encoder_pad,
         encoder_min_s=args.encoder_min,
         max_batch=args.max_batch,
+        decode_workers=args.decode_workers,
         inference=args.inference,
         ray_address=args.ray_address,
         pool_app=args.pool_app,

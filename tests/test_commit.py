@@ -123,3 +123,29 @@ def test_a_doubtful_word_waits_for_more_right_context() -> None:
     # "he" (probability 0.3) ends at 0.5, after the doubt horizon (0.4): only "had" commits.
     assert [w.text for w in policy.update(sure, horizon=2.0, doubt=(0.6, 0.4))] == ["had"]
     assert [w.text for w in policy.update(sure, horizon=2.0, doubt=(0.6, 1.0))] == ["he", "married"]
+
+
+def test_a_sure_word_with_right_context_commits_from_one_decode() -> None:
+    policy = LocalAgreement()
+    hypothesis = [Word("ask", 0.0, 0.4, 0.95), Word("not", 0.5, 0.9, 0.95), Word("what", 1.0, 1.4, 0.95)]
+    # "what" ends after the sure horizon; the first two commit with no earlier hypothesis at all.
+    newly = policy.update(hypothesis, horizon=1.0, sure=(0.9, 1.0))
+    assert [w.text for w in newly] == ["ask", "not"]
+    assert [w.text for w in policy.tail] == ["what"]
+
+
+def test_a_doubtful_word_still_needs_agreement_and_stops_the_sure_words_after_it() -> None:
+    policy = LocalAgreement()
+    hypothesis = [Word("had", 0.0, 0.3, 0.95), Word("he", 0.4, 0.6, 0.5), Word("married", 0.7, 1.0, 0.99)]
+    newly = policy.update(hypothesis, horizon=2.0, sure=(0.9, 2.0))
+    # Committed words are a prefix: "married" is sure, but "he" before it is not.
+    assert [w.text for w in newly] == ["had"]
+    assert [w.text for w in policy.update(hypothesis, horizon=2.0, sure=(0.9, 2.0))] == ["he", "married"]
+
+
+def test_without_sure_a_single_decode_commits_nothing() -> None:
+    policy = LocalAgreement()
+    hypothesis = [Word("ask", 0.0, 0.4, 0.99), Word("not", 0.5, 0.9, 0.99)]
+    assert policy.update(hypothesis, horizon=5.0) == []
+    # A sure word must also end by the sure horizon, even inside the commit horizon.
+    assert policy.update([Word("now", 1.0, 1.3, 0.99)], horizon=5.0, sure=(0.9, 1.0)) == []

@@ -77,3 +77,27 @@ async def test_backend_errors_reach_the_waiting_streams() -> None:
     with pytest.raises(RuntimeError, match="model exploded"):
         await scheduler.decode(request(0.0))
     runner.cancel()
+
+
+class TwoWorkerBackend:
+    """Answers only when two calls are inside it at once: one worker at a time breaks the barrier."""
+
+    name = "two"
+    max_batch = 1
+    workers = 2
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def decode_batch(self, requests: list[DecodeRequest]) -> list[DecodeResult]:
+        self.barrier.wait()
+        return [DecodeResult((Word("ok", r.offset, r.offset + 0.1, 1.0),)) for r in requests]
+
+
+async def test_a_backend_with_two_workers_decodes_two_windows_at_once() -> None:
+    scheduler = Scheduler(TwoWorkerBackend())
+    runner = asyncio.create_task(scheduler.run())
+    results = await asyncio.gather(scheduler.decode(request(0.0)), scheduler.decode(request(1.0)))
+    runner.cancel()
+    assert [r.words[0].text for r in results] == ["ok", "ok"]
+    assert scheduler.stats.decodes == 2 and scheduler.stats.batches == 2

@@ -88,7 +88,11 @@ class LocalAgreement:
             self._history = [normalize(w.text) for w in words][-MAX_OVERLAP_NGRAM:]
 
     def update(
-        self, hypothesis: list[Word], horizon: float | None = None, doubt: tuple[float, float] | None = None
+        self,
+        hypothesis: list[Word],
+        horizon: float | None = None,
+        doubt: tuple[float, float] | None = None,
+        sure: tuple[float, float] | None = None,
     ) -> list[Word]:
         """Take a new hypothesis; return the words it newly commits.
 
@@ -97,14 +101,24 @@ class LocalAgreement:
         country") can look stable twice before the rest of it is heard.
         ``doubt`` is ``(probability, horizon)``: a word the model is less sure
         of than ``probability`` must end before that (earlier) horizon, since
-        it is the one more right context most often changes.
+        it is the one more right context most often changes. ``sure`` is
+        ``(probability, horizon)`` too: a word at least that probable, ending
+        by that horizon, commits from this one decode without waiting for a
+        second to agree (when every word before it commits), which halves the
+        decodes a final needs.
         """
         fresh = self._fresh(hypothesis)
         agreed = 0
-        for old, new in zip(self.tail, fresh, strict=False):
-            if normalize(old.text) != normalize(new.text) or (horizon is not None and new.end > horizon):
+        for i, new in enumerate(fresh):
+            old = self.tail[i] if i < len(self.tail) else None
+            if horizon is not None and new.end > horizon:
                 break
-            if doubt is not None and min(old.probability, new.probability) < doubt[0] and new.end > doubt[1]:
+            least = new.probability if old is None else min(old.probability, new.probability)
+            if doubt is not None and least < doubt[0] and new.end > doubt[1]:
+                break
+            agrees = old is not None and normalize(old.text) == normalize(new.text)
+            confident = sure is not None and new.probability >= sure[0] and new.end <= sure[1]
+            if not (agrees or confident):
                 break
             agreed += 1
         newly = self._commit(fresh[:agreed])

@@ -18,7 +18,9 @@ Which knob trades what (measured with ``python -m bench tune``):
 little CPU for the first interim; ``edge_s`` trades final latency for accuracy
 (a word committed with little audio after it is the one a longer window would
 still change); ``doubt_probability``/``doubt_edge_s`` trade the latency of
-doubtful words for accuracy; ``quiet_decodes`` trades a little CPU for finals
+doubtful words for accuracy; ``sure_probability``/``sure_edge_s`` trade
+accuracy for fewer decodes per final (a confident word needs one decode with
+right context, not two that agree); ``quiet_decodes`` trades a little CPU for finals
 before the endpoint when speech pauses.
 """
 
@@ -45,6 +47,10 @@ class DecodePolicy:
     """Doubt applies while the decoded window is shorter than this (the utterance's start)."""
     quiet_decodes: int = 1
     """Interim decodes allowed with no new voiced audio, while unstable words wait."""
+    sure_probability: float = 0.0
+    """Words at least this probable commit from one decode, without a second agreeing (0: off)."""
+    sure_edge_s: float = 0.5
+    """Right context a sure word needs to commit from one decode."""
 
     def due(self, new_s: float, new_voiced: bool, unstable: bool, quiet_decodes_done: int, shown: bool = True) -> bool:
         """Whether an interim decode is worth running now.
@@ -65,6 +71,13 @@ class DecodePolicy:
 def commit_horizon(decoded_end_s: float, policy: DecodePolicy) -> float:
     """Latest word end that a decode ending at ``decoded_end_s`` may commit."""
     return decoded_end_s - policy.edge_s
+
+
+def sure_horizon(decoded_end_s: float, policy: DecodePolicy) -> tuple[float, float] | None:
+    """``(probability, horizon)``: words at least that probable, ending by the horizon, commit alone."""
+    if policy.sure_probability <= 0.0:
+        return None
+    return policy.sure_probability, decoded_end_s - max(policy.edge_s, policy.sure_edge_s)
 
 
 def doubt_horizon(decoded_end_s: float, window_s: float, policy: DecodePolicy) -> tuple[float, float] | None:

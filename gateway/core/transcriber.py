@@ -28,7 +28,7 @@ from enum import StrEnum
 import numpy as np
 
 from gateway.core.commit import LocalAgreement
-from gateway.core.policy import DecodePolicy, commit_horizon, doubt_horizon
+from gateway.core.policy import DecodePolicy, commit_horizon, doubt_horizon, sure_horizon
 from gateway.core.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
 from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
@@ -115,6 +115,9 @@ class TranscriberConfig:
     doubt_window_s: float = DecodePolicy().doubt_window_s
     quiet_decodes: int = 1
     """Interim decodes with no new voiced audio while words wait for agreement (see policy.py)."""
+    sure_probability: float = DecodePolicy().sure_probability
+    """Words at least this probable commit from one decode with ``sure_edge_s`` of context (0: off)."""
+    sure_edge_s: float = DecodePolicy().sure_edge_s
     vad: VadConfig = VadConfig()
 
     @property
@@ -127,6 +130,8 @@ class TranscriberConfig:
             doubt_edge_s=self.doubt_edge_s,
             doubt_window_s=self.doubt_window_s,
             quiet_decodes=self.quiet_decodes,
+            sure_probability=self.sure_probability,
+            sure_edge_s=self.sure_edge_s,
         )
 
 
@@ -400,6 +405,7 @@ class ChannelTranscriber:
                 hypothesis,
                 horizon=commit_horizon(end_time, self.policy),
                 doubt=doubt_horizon(end_time, window_s, self.policy),
+                sure=sure_horizon(end_time, self.policy),
             )
             if window_s >= self.config.max_window_s:
                 self.agreement.commit_before(end_time - 1.0)

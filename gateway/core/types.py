@@ -64,7 +64,11 @@ class DecodeResult:
 
 
 class Backend(Protocol):
-    """Blocking batch decoder. Called from one worker thread, never the event loop."""
+    """Blocking batch decoder, called from worker threads, never the event loop.
+
+    At most one call at a time, unless the backend has an int attribute ``workers``
+    saying how many calls it serves at once (:func:`concurrency`).
+    """
 
     name: str
     max_batch: int
@@ -72,3 +76,9 @@ class Backend(Protocol):
     def decode_batch(self, requests: list[DecodeRequest]) -> list[DecodeResult]:
         """Decode every request; answer in the same order."""
         ...
+
+
+def concurrency(backend: Backend) -> int:
+    """How many ``decode_batch`` calls ``backend`` serves at once (its ``workers``, else 1)."""
+    workers = getattr(backend, "workers", 1)
+    return workers if isinstance(workers, int) and workers > 0 else 1

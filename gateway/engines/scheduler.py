@@ -1,9 +1,11 @@
 """Inference scheduler: one backend, every stream, decodes batched off the loop.
 
 Streams submit :class:`DecodeRequest` values and await the result. A single
-runner task collects what is queued (flushes first, then first come first
-served, at most ``backend.max_batch``) and runs one ``decode_batch`` call in
-a worker thread. Each stream has at most one request in flight (the
+runner task per backend worker (``workers``: one on a GPU, one per core on a
+CPU) collects what is queued (flushes first, then first come first served, at
+most ``backend.max_batch``) and runs one ``decode_batch`` call in a worker
+thread; the runners share the queues, so two streams' windows decode at once
+on two cores. Each stream has at most one request in flight (the
 transcriber enforces it), so a stream that falls behind simply decodes a
 longer, newer window next time: interims are skipped, audio never is, and
 FIFO order keeps any stream from being starved by the others.
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from gateway.core.types import Backend, DecodeRequest, DecodeResult
+from gateway.core.types import Backend, DecodeRequest, DecodeResult, concurrency
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -63,7 +65,8 @@ class Scheduler:
         self._urgent: deque[_Job] = deque()
         self._normal: deque[_Job] = deque()
         self._wake = asyncio.Event()
-        self._limiter = anyio.CapacityLimiter(1)
+        self.workers = concurrency(backend)
+        self._limiter = anyio.CapacityLimiter(self.workers)
         self.stats = SchedulerStats()
 
     @property
@@ -78,7 +81,7 @@ class Scheduler:
         return await future
 
     async def run_blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run ``fn(*args)`` in the model's worker, between batches (one model user at a time).
+        """Run ``fn(*args)`` in one of the model's workers, between batches.
 
         Whole-file decodes use it one window at a time, so live streams'
         batches interleave with a long file instead of waiting for all of it.
@@ -95,12 +98,20 @@ class Scheduler:
         return batch
 
     async def run(self) -> None:
-        """Serve requests until cancelled."""
+        """Serve requests until cancelled: one runner per backend worker."""
+        async with anyio.create_task_group() as group:
+            for _ in range(self.workers):
+                group.start_soon(self._runner)
+
+    async def _runner(self) -> None:
         while True:
             await self._wake.wait()
-            self._wake.clear()
-            while batch := self._take_batch():
-                await self._run_batch(batch)
+            batch = self._take_batch()
+            if not batch:
+                # Cleared only with the queues seen empty (no await in between): decode() sets it again.
+                self._wake.clear()
+                continue
+            await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[_Job]) -> None:
         started = time.perf_counter()

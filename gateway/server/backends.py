@@ -6,6 +6,8 @@ Blocking (a model load takes seconds, a CUDA start-up more): the gateway calls
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from gateway.core.types import SAMPLE_RATE, Backend, DecodeRequest
@@ -27,6 +29,7 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
     backends: dict[str, Backend] = {}
     device = resolve_device(config.device)
     max_batch = config.max_batch or (16 if device == "cuda" else 1)
+    workers = decode_workers(config.decode_workers, device)
     for spec in specs:
         path = models.resolve(spec.path)
         backends[spec.name] = make_backend(
@@ -39,6 +42,7 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
                 final_beam_size=config.final_beam_size,
                 cpu_threads=config.cpu_threads,
                 max_batch=max_batch,
+                workers=workers,
                 encoder_pad_s=config.encoder_pad_s,
                 encoder_min_s=config.encoder_min_s,
             )
@@ -46,3 +50,11 @@ def load_backends(config: ServerConfig) -> dict[str, Backend]:
         # Pay the first-call cost (CUDA start-up: seconds) before any stream waits on it.
         backends[spec.name].decode_batch([DecodeRequest(np.zeros(SAMPLE_RATE, np.float32), offset=0.0)])
     return backends
+
+
+def decode_workers(configured: int, device: str) -> int:
+    """Concurrent model calls: as configured, else one per core on a CPU and one on a GPU
+    (whose batches, not parallel calls, fill it)."""
+    if configured > 0:
+        return configured
+    return 1 if device == "cuda" else max(1, os.cpu_count() or 1)

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.core.types import Backend, DecodeRequest, DecodeResult
+from gateway.core.types import Backend, DecodeRequest, DecodeResult, concurrency
 from gateway.transcripts.fanout import Fanout
 from gateway.transcripts.hub import Hub
 from gateway.transcripts.records import FinalRecord
@@ -165,6 +165,7 @@ class ObservedBackend:
         self.inner = inner
         self.name = inner.name
         self.max_batch = inner.max_batch
+        self.workers = concurrency(inner)
         self._seconds = metrics.decode_seconds.labels(inner.name)
         self._sizes = metrics.batch_size.labels(inner.name)
 

@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpu-threads", type=int, default=0, help="CTranslate2 threads per decode (0: as a gateway worker by default)"
     )
     tune.add_argument("--tail", type=float, default=1.0, help="seconds of silence after each recording")
+    tune.add_argument(
+        "--noise-dbfs", type=float, default=None, help="white noise at this RMS level under each recording and its tail"
+    )
     tune.add_argument("--no-offline", action="store_true", help="skip the offline beam-1 baseline")
     tune.add_argument(
         "--decode-s",
@@ -285,7 +288,16 @@ def tune_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         scored = score((refs[i], t) for i, t in run.texts.items())
         offline = scored.wer if scored else None
     items = [(c.rec.reference, c.audio, c.onset) for c in clips]
-    rows = sweep(items, grid, model, progress, cpu_threads=args.cpu_threads, tail_s=args.tail, decode_s=args.decode_s)
+    rows = sweep(
+        items,
+        grid,
+        model,
+        progress,
+        cpu_threads=args.cpu_threads,
+        tail_s=args.tail,
+        decode_s=args.decode_s,
+        noise_dbfs=args.noise_dbfs,
+    )
     print(table(rows, offline))
     if args.out:
         meta = {"data": source, "files": [c.rec.id for c in clips], "grid": grid, "command": sys.argv}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.noise import streamed
 from bench.simulate import Replay, replay
 from bench.stats import summarize
 from bench.wer import score
@@ -142,6 +143,9 @@ class Row:
     first_result_p50: float
     cpu_per_audio_s: float
     decodes_per_audio_s: float
+    speech_final_p50: float = float("nan")
+    speech_final_p95: float = float("nan")
+    """``speech_final`` arrival after the last word it closes (as ``bench run``'s)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +156,8 @@ class Row:
             "first_result_p50": self.first_result_p50,
             "cpu_per_audio_s": self.cpu_per_audio_s,
             "decodes_per_audio_s": self.decodes_per_audio_s,
+            "speech_final_p50": self.speech_final_p50,
+            "speech_final_p95": self.speech_final_p95,
         }
 
 
@@ -163,6 +169,7 @@ def pool(point: dict[str, str], replays: Sequence[tuple[str, float | None, Repla
         r.first_result - onset for _, onset, r in replays if r.first_result is not None and onset is not None
     )
     audio = sum(r.audio_s for _, _, r in replays) or 1.0
+    endpoints = summarize(v for _, _, r in replays for v in r.speech_final_delays())
     return Row(
         point=point,
         wer=wer.wer if wer else float("nan"),
@@ -171,6 +178,8 @@ def pool(point: dict[str, str], replays: Sequence[tuple[str, float | None, Repla
         first_result_p50=first.p50 if first else float("nan"),
         cpu_per_audio_s=sum(r.cpu_s for _, _, r in replays) / audio,
         decodes_per_audio_s=sum(r.decodes for _, _, r in replays) / audio,
+        speech_final_p50=endpoints.p50 if endpoints else float("nan"),
+        speech_final_p95=endpoints.p95 if endpoints else float("nan"),
     )
 
 
@@ -195,7 +204,7 @@ def table(rows: Sequence[Row], offline_wer: float | None = None) -> str:
     flags = dict(zip(map(id, rows), frontier(rows), strict=True))
     knobs = sorted({k for r in rows for k in r.point})
     head = [*knobs, "WER", "penalty vs offline b1", "word final p50 / p95", "first result p50", "CPU s / audio s",
-            "decodes / audio s", "frontier"]  # fmt: skip
+            "decodes / audio s", "speech_final p50 / p95", "frontier"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for row in sorted(rows, key=lambda r: (r.wer, r.word_final_p50)):
         penalty = f"{100 * (row.wer - offline_wer):+.1f} pts" if offline_wer is not None else "-"
@@ -206,6 +215,7 @@ def table(rows: Sequence[Row], offline_wer: float | None = None) -> str:
             f"{row.first_result_p50:.2f}",
             f"{row.cpu_per_audio_s:.3f}",
             f"{row.decodes_per_audio_s:.2f}",
+            f"{row.speech_final_p50:.2f} / {row.speech_final_p95:.2f}",
             "*" if flags[id(row)] else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -220,8 +230,14 @@ def sweep(
     cpu_threads: int = 0,
     tail_s: float = 1.0,
     decode_s: float | None = None,
+    noise_dbfs: float | None = None,
 ) -> list[Row]:
-    """Replay ``(reference, audio, speech onset)`` clips at every grid point."""
+    """Replay ``(reference, audio, speech onset)`` clips at every grid point
+    (with ``noise_dbfs``: white noise at that level under the recording and its tail)."""
+    if noise_dbfs is not None:
+        # Seed 0 for every recording, as bench run's clients mix it.
+        clips = [(ref, streamed(audio, tail_s, noise_dbfs), onset) for ref, audio, onset in clips]
+        tail_s = 0.0
     rows = []
     backends: dict[tuple[tuple[str, str], ...], Backend] = {}
     for point in combinations(grid):

@@ -16,6 +16,7 @@ from gateway.core.transcriber import (
     UtteranceEnd,
 )
 from gateway.core.types import DecodeRequest, DecodeResult, Word
+from gateway.core.vad import SpeechEnd, VadConfig, VoiceActivityDetector
 from tests import speech
 
 SCRIPT = [
@@ -248,3 +249,43 @@ def test_a_pause_counts_for_utterance_end_even_when_decoded_after_speech_resumed
     assert ends[0].last_word_end == pytest.approx(SCRIPT[-1].end)
     said_after = [w.text for e in events[events.index(ends[0]) :] if isinstance(e, Transcript) for w in e.words]
     assert not {w.text for w in SCRIPT} & set(said_after), "UtteranceEnd follows the first utterance's words"
+
+
+def hum(seconds: float, dbfs: float, f0: float = 150.0) -> np.ndarray:
+    """A harmonic hum (a fan, a far voice): webrtcvad hears it as voiced."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
+    x = x / np.sqrt(np.mean(x**2)) * 32768 * 10 ** (dbfs / 20)
+    return np.round(x).astype(np.int16)
+
+
+def test_words_end_the_utterance_when_a_hum_holds_the_vad_open() -> None:
+    """The VAD hears "speech" for 3 s after the last word; the decodes hear no word in it. The endpoint
+    comes from the words (span: last word + endpointing), long before the hum stops, and only once."""
+    said = np.concatenate([speech.silence(1.0), speech.espeak("alpha bravo charlie delta echo"), speech.silence(4.5)])
+    under = np.zeros_like(said)
+    start = int(2.8 * 16000)
+    noise = hum(3.0, -35.0)
+    under[start : start + len(noise)] = noise
+    audio = speech.mix(said, under)
+    vad = VoiceActivityDetector(16000, VadConfig(end_ms=300))
+    ends = [e.time for e in vad.feed(audio) if isinstance(e, SpeechEnd)]
+    assert ends and ends[0] > 5.5, "precondition: the VAD alone holds the utterance open through the hum"
+
+    config = TranscriberConfig(endpointing_ms=300, utterance_end_ms=1000)
+    core, decoder = ChannelTranscriber(config), ScriptedDecoder()
+    timed: list[tuple[float, object]] = []
+    floats = audio.astype(np.float32) / 32768.0
+    for i in range(0, len(floats), 320):
+        events = core.push(floats[i : i + 320])
+        if (request := core.next_request()) is not None:
+            events += core.complete(decoder(request))
+        timed += [(core.time, e) for e in events]
+    endpoints = [(t, e) for t, e in timed if isinstance(e, Transcript) and e.speech_final]
+    assert len(endpoints) == 1, "one speech_final: the VAD's late end of the hum makes no second one"
+    at, final = endpoints[0]
+    assert at < ends[0] - 1.0, f"speech_final at {at:.2f} s of stream time, the VAD ended at {ends[0]:.2f} s"
+    assert final.start + final.duration <= SCRIPT[-1].end + 0.3 + 1e-6
+    said_words = [w.text for _, e in timed if isinstance(e, Transcript) and e.is_final for w in e.words]
+    assert said_words == [w.text for w in SCRIPT], "every word final once, in order"
+    assert any(isinstance(e, UtteranceEnd) and t < ends[0] for t, e in timed)

@@ -11,6 +11,9 @@ Window policy: the window starts a little before speech onset and grows as
 audio arrives, at most ``max_window_s``. Each decode re-reads the whole
 window; LocalAgreement-2 commits stable words. Finals come
 * at an endpoint (VAD silence >= endpointing): everything, ``speech_final``;
+  also when the VAD still hears "speech" (noise, breath) but decodes of the
+  audio for ``endpointing + WORDS_END_MARGIN_S`` after the last word found
+  no word: the words have ended, whatever the VAD says;
 * on Finalize / close: everything, ``from_finalize`` for Finalize;
 * when the window passes ``soft_window_s``: the committed words only, and
   the window is trimmed to the end of the last one;
@@ -45,6 +48,8 @@ BLIP_S = 0.06
 """A word this short, starting after the last voiced audio, is a blip the model made of the silence."""
 
 PAUSE_DECODE_MS = 120
+WORDS_END_MARGIN_S = 0.3
+"""Decoded audio with no word, beyond the endpointing silence, that ends an utterance the VAD still holds open."""
 """Unvoiced audio after speech that triggers a decode at once, so the endpoint's final is ready when it comes."""
 
 _CLAUSE_END = (".", "?", "!", ",", ";", ":")
@@ -195,6 +200,7 @@ class ChannelTranscriber:
         self.last_word_end: float | None = None
         self._utterance_end_sent = True
         self._onsets: deque[float] = deque(maxlen=32)  # recent speech onsets (s), for a pause decoded late
+        self._words_ended = False  # the utterance was ended by its words while the VAD still hears speech
         self.closed = False
 
     # -- audio in ---------------------------------------------------------
@@ -218,6 +224,7 @@ class ChannelTranscriber:
         events: list[Event] = []
         for vad_event in self.vad.feed(vad_audio):
             if isinstance(vad_event, SpeechStart):
+                self._words_ended = False
                 self._onsets.append(vad_event.time)
                 self._speech_since_final = True
                 if self._flushing:
@@ -228,6 +235,10 @@ class ChannelTranscriber:
                 # A whole second utterance went by while the first waits for its final.
                 self._queued_endpoint = self.samples
                 self._queued_voiced = self.vad.last_voiced_end
+            elif isinstance(vad_event, SpeechEnd) and self._words_ended and self._nothing_new:
+                # The endpoint came already, from the words: the VAD's end of the noise after them is none.
+                self._words_ended = False
+                self._speech_since_final = False
             elif isinstance(vad_event, SpeechEnd) and self._speech_since_final and self._flush is None:
                 endpointing = self.config.endpointing_ms is not None
                 # The utterance ends here even if its final decode starts later (a
@@ -421,6 +432,7 @@ class ChannelTranscriber:
                 # context stays while the client stops waiting for the endpoint.
                 words = self.agreement.take_committed()
                 events.append(self._final(words, words[-1].end, set()))
+            events.extend(self._end_by_words(hypothesis, end_time))
             if self.config.interim_results and not self._closing:
                 pending = self._whole_words(self._heard(self.agreement.pending), end_time - self.config.interim_edge_s)
                 texts = tuple(w.text for w in pending)
@@ -433,6 +445,46 @@ class ChannelTranscriber:
                     self._shown = True
         events.extend(self._check_utterance_end())
         return events
+
+    @property
+    def _nothing_new(self) -> bool:
+        """No word decoded since the last final, and no decode in flight that could bring one."""
+        return self._in_flight is None and not self.agreement.pending
+
+    def _end_by_words(self, hypothesis: list[Word], decoded_end: float) -> list[Event]:
+        """The endpoint's final, when the VAD holds the utterance open but its words have ended.
+
+        After an interim decode of audio up to ``decoded_end`` that heard words
+        (``hypothesis``; a decode that heard none, e.g. dropped by the guard,
+        proves nothing): if no word ends later than ``endpointing + WORDS_END_MARGIN_S`` before it,
+        what keeps the VAD in speech is not speech (a noisy room, breath, a hum,
+        which is what held endpoints open for seconds in issue 14). The words go
+        out as the endpoint's final now, from this decode (they have all the
+        right context a flush would give them), spanning to the last word plus
+        the endpointing silence; the audio after that stays in the window, so a
+        word that was just starting is heard again, not lost.
+        """
+        pending = self.agreement.pending
+        if self._words_ended:
+            if not pending:
+                return []
+            self._words_ended = False  # words again after the words' endpoint: they may end too
+        if not hypothesis or not self.vad.in_speech or self._flushing or self._closing:
+            return []  # (noise alone, no word yet, never makes an endpoint)
+        last = max(w.end for w in [*hypothesis, *pending])
+        silence = self.vad.end_s
+        if decoded_end - last < silence + WORDS_END_MARGIN_S:
+            return []
+        self.agreement.commit_all()
+        words = self._heard(self.agreement.take_committed(), decoded_end)
+        endpointing = self.config.endpointing_ms is not None
+        labels = {FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE}
+        end_time = min(decoded_end, last + silence)
+        event = self._final(words, end_time, labels)
+        self._after_flush(end_time)
+        self._speech_since_final = True  # keep decoding: the VAD still hears something
+        self._words_ended = True
+        return [event]
 
     @staticmethod
     def _whole_words(words: list[Word], limit: float) -> list[Word]:
@@ -487,7 +539,7 @@ class ChannelTranscriber:
         if self._flush is not None or self._in_flight is not None or self.agreement.pending:
             return []
         silent_until = self.time
-        if self.vad.in_speech:
+        if self.vad.in_speech and not self._words_ended:
             # Speech came back before the last words were decoded (a busy model): the pause before it
             # still counts, measured on the audio, as Deepgram measures it.
             later = [t for t in self._onsets if t > self.last_word_end]

@@ -109,6 +109,11 @@ class VoiceActivityDetector:
         """Stream time at the end of the frames judged so far."""
         return self._origin + self._frames * FRAME_MS / 1000
 
+    @property
+    def end_s(self) -> float:
+        """The unvoiced time that ends speech, in seconds (whole frames)."""
+        return self._end_frames * FRAME_MS / 1000
+
     def set_end_ms(self, end_ms: int) -> None:
         """Change the silence needed to end speech (e.g. from ``endpointing``)."""
         self._end_frames = max(1, math.ceil(end_ms / FRAME_MS))

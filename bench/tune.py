@@ -38,6 +38,7 @@ KNOBS: dict[str, str] = {
     "doubt-window-ms": "doubt applies while the window is shorter than this",
     "sure-probability": "words at least this probable commit from one decode (0: off)",
     "sure-edge-ms": "right context a sure word needs to commit from one decode",
+    "words-end-ms": "decoded audio with no word, after the endpointing silence, that ends an utterance (-1: off)",
     "context-ms": "finalised audio kept before the next utterance, heard again as context",
     "final-beam-size": "beam of the decode that makes an endpoint/Finalize final",
     "beam-size": "beam of interim decodes",
@@ -76,7 +77,7 @@ def _ms(value: str) -> float:
     return float(value) / 1000
 
 
-def _final_after(value: str) -> float | None:
+def _ms_or_off(value: str) -> float | None:
     ms = float(value)
     return None if ms < 0 else ms / 1000
 
@@ -84,7 +85,7 @@ def _final_after(value: str) -> float | None:
 TRANSCRIBER_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "interim-step-ms": ("interim_step_s", _ms),
     "commit-edge-ms": ("commit_edge_s", _ms),
-    "final-after-ms": ("final_after_s", _final_after),
+    "final-after-ms": ("final_after_s", _ms_or_off),
     "context-ms": ("context_s", _ms),
     "interim-edge-ms": ("interim_edge_s", _ms),
     "first-step-ms": ("first_step_s", _ms),
@@ -94,6 +95,7 @@ TRANSCRIBER_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "quiet-decodes": ("quiet_decodes", int),
     "sure-probability": ("sure_probability", float),
     "sure-edge-ms": ("sure_edge_s", _ms),
+    "words-end-ms": ("words_end_s", _ms_or_off),
 }
 """Grid knob -> (TranscriberConfig field, how its value is read)."""
 

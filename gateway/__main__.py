@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="right context a sure word needs to commit from one decode",
     )
     s.add_argument(
+        "--words-end-ms",
+        type=int,
+        default=round((TranscriberConfig().words_end_s or 0) * 1000),
+        help="end an utterance the VAD holds open (noise) once decodes hear no word for endpointing + this "
+        "after the last; -1: only the VAD ends utterances",
+    )
+    s.add_argument(
         "--quiet-decodes",
         type=int,
         default=TranscriberConfig().quiet_decodes,
@@ -241,6 +248,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         quiet_decodes=args.quiet_decodes,
         sure_probability=args.sure_probability,
         sure_edge_s=args.sure_edge_ms / 1000,
+        words_end_s=None if args.words_end_ms < 0 else args.words_end_ms / 1000,
         soft_window_s=args.soft_window,
         vad=replace(base.vad, aggressiveness=args.vad_aggressiveness, noise_gate=args.vad_noise_gate),
     )

@@ -123,6 +123,9 @@ class TranscriberConfig:
     sure_probability: float = DecodePolicy().sure_probability
     """Words at least this probable commit from one decode with ``sure_edge_s`` of context (0: off)."""
     sure_edge_s: float = DecodePolicy().sure_edge_s
+    words_end_s: float | None = WORDS_END_MARGIN_S
+    """Decoded audio with no word, beyond the endpointing silence, that ends an utterance the VAD
+    holds open (None: only the VAD ends utterances)."""
     vad: VadConfig = VadConfig()
 
     @property
@@ -469,11 +472,12 @@ class ChannelTranscriber:
             if not pending:
                 return []
             self._words_ended = False  # words again after the words' endpoint: they may end too
-        if not hypothesis or not self.vad.in_speech or self._flushing or self._closing:
+        margin = self.config.words_end_s
+        if margin is None or not hypothesis or not self.vad.in_speech or self._flushing or self._closing:
             return []  # (noise alone, no word yet, never makes an endpoint)
         last = max(w.end for w in [*hypothesis, *pending])
         silence = self.vad.end_s
-        if decoded_end - last < silence + WORDS_END_MARGIN_S:
+        if decoded_end - last < silence + margin:
             return []
         self.agreement.commit_all()
         words = self._heard(self.agreement.take_committed(), decoded_end)

@@ -35,7 +35,7 @@ class DecodePolicy:
 
     step_s: float = 0.5
     """New audio (stream seconds) between two interim decodes."""
-    first_step_s: float = 0.15
+    first_step_s: float = 0.3
     """The step until the utterance has shown a word in an interim."""
     edge_s: float = 0.5
     """A word is committed only when the decoded audio goes on this long after its end."""

@@ -475,18 +475,20 @@ class ChannelTranscriber:
         margin = self.config.words_end_s
         if margin is None or not hypothesis or not self.vad.in_speech or self._flushing or self._closing:
             return []  # (noise alone, no word yet, never makes an endpoint)
+        if self.agreement.tail:
+            return []  # words two decodes do not yet agree on: the model is still reading speech
         last = max(w.end for w in [*hypothesis, *pending])
         silence = self.vad.end_s
         if decoded_end - last < silence + margin:
             return []
-        self.agreement.commit_all()
-        words = self._heard(self.agreement.take_committed(), decoded_end)
+        words = self.agreement.take_committed()
         endpointing = self.config.endpointing_ms is not None
         labels = {FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE}
-        end_time = min(decoded_end, last + silence)
-        event = self._final(words, end_time, labels)
-        self._after_flush(end_time)
-        self._speech_since_final = True  # keep decoding: the VAD still hears something
+        event = self._final(words, min(decoded_end, last + silence), labels)
+        # The window is kept (as for a settled final): later decodes still hear the utterance, so a
+        # word that was just starting is read in its context, and the noise after it is not decoded
+        # alone (Whisper writes "That's it." for a window of noise).
+        self._shown = False
         self._words_ended = True
         return [event]
 

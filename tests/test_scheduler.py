@@ -101,3 +101,20 @@ async def test_a_backend_with_two_workers_decodes_two_windows_at_once() -> None:
     runner.cancel()
     assert [r.words[0].text for r in results] == ["ok", "ok"]
     assert scheduler.stats.decodes == 2 and scheduler.stats.batches == 2
+
+
+def test_decode_workers_default_to_one_per_core_on_cpu_and_one_on_a_gpu() -> None:
+    import os
+
+    from gateway.server.backends import decode_workers
+
+    assert decode_workers(0, "cpu") == max(1, os.cpu_count() or 1)
+    assert decode_workers(0, "cuda") == 1
+    assert decode_workers(3, "cpu") == 3 and decode_workers(2, "cuda") == 2
+
+
+def test_a_backend_without_workers_is_served_one_call_at_a_time() -> None:
+    from gateway.core.types import concurrency
+
+    assert concurrency(FakeBackend()) == 1
+    assert concurrency(TwoWorkerBackend()) == 2

@@ -33,11 +33,12 @@ class WhisperOptions:
     beam_size: int = 1
     final_beam_size: int = 1
     cpu_threads: int = 0
-    """CTranslate2 threads per decode; 0: the cores shared out among ``workers``."""
+    """CTranslate2 threads per decode; 0: every core."""
     workers: int = 1
     """Decode calls the model serves at once (CTranslate2's inter-op workers, one model in memory).
-    On a CPU one worker per core, each on one thread, is the cheapest way to decode: a decode split
-    over two threads costs about 1.3 times the CPU seconds of the same decode on one (see README)."""
+    On a CPU, one worker per core, each free to use every core, decodes a lone stream's window on
+    all cores and two streams' windows side by side (libgomp stops spinning when its threads
+    outnumber the cores): measured in the README, Decode workers."""
     language: str | None = "en"
     max_batch: int = 1
     guard: GuardConfig = GuardConfig()
@@ -100,7 +101,7 @@ class WhisperBackend:
             options.model_path,
             device=self.device,
             compute_type=compute_type,
-            cpu_threads=options.cpu_threads or max(1, (os.cpu_count() or 1) // self.workers),
+            cpu_threads=options.cpu_threads or (os.cpu_count() or 1),
             num_workers=self.workers,
             local_files_only=True,
         )

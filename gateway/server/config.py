@@ -34,7 +34,7 @@ class ServerConfig:
     max_batch: int = 0
     """Windows per model call; 0 picks 1 on CPU and 16 on CUDA."""
     decode_workers: int = 0
-    """Model calls at once; 0 picks one per core on CPU (each on one thread, unless ``cpu_threads``) and 1 on CUDA."""
+    """Model calls at once; 0 picks one per core on CPU and 1 on CUDA."""
     inference: str = "local"
     """Where decodes run: ``local`` (this process's model) or ``ray`` (a Ray Serve pool, :mod:`gateway.pool`)."""
     ray_address: str = "auto"

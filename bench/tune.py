@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -112,9 +113,10 @@ def backend_key(point: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 def make_backend(model_path: str, key: tuple[tuple[str, str], ...], cpu_threads: int = 0) -> Backend:
     """The backend the gateway would build for these options (CPU, int8), decoding one stream
-    (``cpu_threads`` 0: every core, as a gateway's decode worker by default)."""
+    (``cpu_threads`` 0: the threads a gateway's decode worker has by default)."""
     from gateway.engines.batched import BatchedWhisperBackend
     from gateway.engines.whisper import WhisperBackend, WhisperOptions
+    from gateway.server.backends import decode_workers
 
     opts = dict(key)
     defaults = WhisperOptions(model_path=model_path)
@@ -124,7 +126,7 @@ def make_backend(model_path: str, key: tuple[tuple[str, str], ...], cpu_threads:
         defaults,
         beam_size=int(opts.get("beam-size", defaults.beam_size)),
         final_beam_size=int(opts.get("final-beam-size", defaults.final_beam_size)),
-        cpu_threads=cpu_threads,
+        cpu_threads=cpu_threads or max(1, (os.cpu_count() or 1) // decode_workers(0, "cpu")),
         encoder_pad_s=pad,
         encoder_min_s=float(opts.get("encoder-min", defaults.encoder_min_s)),
     )

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpu-threads",
         type=int,
         default=0,
-        help="CTranslate2 CPU threads per decode (0: every core)",
+        help="CTranslate2 CPU threads per decode (0: the cores shared out among --decode-workers)",
     )
     m.add_argument(
         "--decode-workers",

@@ -33,12 +33,11 @@ class WhisperOptions:
     beam_size: int = 1
     final_beam_size: int = 1
     cpu_threads: int = 0
-    """CTranslate2 threads per decode; 0: every core."""
+    """CTranslate2 threads per decode; 0: the cores shared out among ``workers``."""
     workers: int = 1
     """Decode calls the model serves at once (CTranslate2's inter-op workers, one model in memory).
-    On a CPU, one worker per core, each free to use every core, decodes a lone stream's window on
-    all cores and two streams' windows side by side (libgomp stops spinning when its threads
-    outnumber the cores): measured in the README, Decode workers."""
+    On a CPU, one worker per core on one thread each decodes two streams' windows side by side at
+    the least CPU a decode; measured against the alternatives in the README, Decode workers."""
     language: str | None = "en"
     max_batch: int = 1
     guard: GuardConfig = GuardConfig()
@@ -101,7 +100,7 @@ class WhisperBackend:
             options.model_path,
             device=self.device,
             compute_type=compute_type,
-            cpu_threads=options.cpu_threads or (os.cpu_count() or 1),
+            cpu_threads=options.cpu_threads or max(1, (os.cpu_count() or 1) // self.workers),
             num_workers=self.workers,
             local_files_only=True,
         )

@@ -168,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--words-end-ms",
         type=int,
-        default=-1,
-        help="end an utterance the VAD holds open (a hum, noise) once decodes hear no word for endpointing + "
-        "this after the last (e.g. 300); -1 (default): only the VAD ends utterances",
+        default=round((TranscriberConfig().words_end_s or 0) * 1000),
+        help="end an utterance the VAD holds open (noise) once decodes hear no word for endpointing + this "
+        "after the last; -1: only the VAD ends utterances",
     )
     s.add_argument(
         "--quiet-decodes",

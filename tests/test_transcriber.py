@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from gateway.core.transcriber import (
-    WORDS_END_MARGIN_S,
     ChannelTranscriber,
     FlushReason,
     SpeechStarted,
@@ -273,7 +272,7 @@ def test_words_end_the_utterance_when_a_hum_holds_the_vad_open() -> None:
     ends = [e.time for e in vad.feed(audio) if isinstance(e, SpeechEnd)]
     assert ends and ends[0] > 5.5, "precondition: the VAD alone holds the utterance open through the hum"
 
-    config = TranscriberConfig(endpointing_ms=300, utterance_end_ms=1000, words_end_s=WORDS_END_MARGIN_S)
+    config = TranscriberConfig(endpointing_ms=300, utterance_end_ms=1000)
     core, decoder = ChannelTranscriber(config), ScriptedDecoder()
     timed: list[tuple[float, object]] = []
     floats = audio.astype(np.float32) / 32768.0

@@ -11,9 +11,9 @@ Window policy: the window starts a little before speech onset and grows as
 audio arrives, at most ``max_window_s``. Each decode re-reads the whole
 window; LocalAgreement-2 commits stable words. Finals come
 * at an endpoint (VAD silence >= endpointing): everything, ``speech_final``;
-  with ``words_end_s`` (opt-in) also when the VAD still hears "speech" (noise,
-  a hum) but decodes of the audio for ``endpointing + words_end_s`` after the
-  last word found no word: the words have ended, whatever the VAD says;
+  also when the VAD still hears "speech" (noise, breath) but decodes of the
+  audio for ``endpointing + WORDS_END_MARGIN_S`` after the last word found
+  no word: the words have ended, whatever the VAD says;
 * on Finalize / close: everything, ``from_finalize`` for Finalize;
 * when the window passes ``soft_window_s``: the committed words only, and
   the window is trimmed to the end of the last one;
@@ -123,10 +123,9 @@ class TranscriberConfig:
     sure_probability: float = DecodePolicy().sure_probability
     """Words at least this probable commit from one decode with ``sure_edge_s`` of context (0: off)."""
     sure_edge_s: float = DecodePolicy().sure_edge_s
-    words_end_s: float | None = None
+    words_end_s: float | None = WORDS_END_MARGIN_S
     """Decoded audio with no word, beyond the endpointing silence, that ends an utterance the VAD
-    holds open (opt-in, e.g. ``WORDS_END_MARGIN_S``; None: only the VAD ends utterances). Off by
-    default: on eval-public, clean and in white noise, it moved no endpoint earlier (see bench/README)."""
+    holds open (None: only the VAD ends utterances)."""
     vad: VadConfig = VadConfig()
 
     @property

@@ -12,7 +12,7 @@ audio arrives, at most ``max_window_s``. Each decode re-reads the whole
 window; LocalAgreement-2 commits stable words. Finals come
 * at an endpoint (VAD silence >= endpointing): everything, ``speech_final``;
   also when the VAD still hears "speech" (noise, breath) but decodes of the
-  audio for ``endpointing + WORDS_END_MARGIN_S`` after the last word found
+  audio for ``endpointing + words_end_s`` after the last word found
   no word: the words have ended, whatever the VAD says;
 * on Finalize / close: everything, ``from_finalize`` for Finalize;
 * when the window passes ``soft_window_s``: the committed words only, and
@@ -48,9 +48,10 @@ BLIP_S = 0.06
 """A word this short, starting after the last voiced audio, is a blip the model made of the silence."""
 
 PAUSE_DECODE_MS = 120
+"""Unvoiced audio after speech that triggers a decode at once, so the endpoint's final is ready when it comes."""
+
 WORDS_END_MARGIN_S = 0.3
 """Decoded audio with no word, beyond the endpointing silence, that ends an utterance the VAD still holds open."""
-"""Unvoiced audio after speech that triggers a decode at once, so the endpoint's final is ready when it comes."""
 
 _CLAUSE_END = (".", "?", "!", ",", ";", ":")
 
@@ -459,7 +460,7 @@ class ChannelTranscriber:
 
         After an interim decode of audio up to ``decoded_end`` that heard words
         (``hypothesis``; a decode that heard none, e.g. dropped by the guard,
-        proves nothing): if no word ends later than ``endpointing + WORDS_END_MARGIN_S`` before it,
+        proves nothing) and agreed on every word: if none ends later than ``endpointing + words_end_s`` before it,
         what keeps the VAD in speech is not speech (a noisy room, breath, a hum,
         which is what held endpoints open for seconds in issue 14). The words go
         out as the endpoint's final now, from this decode (they have all the

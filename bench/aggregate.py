@@ -15,10 +15,15 @@ CAPACITY_METRIC = "final"
 
 
 def session_record(
-    file_id: str, reference: str, worker: int, timeline: Timeline, speech_onset: float | None
+    file_id: str,
+    reference: str,
+    worker: int,
+    timeline: Timeline,
+    speech_onset: float | None,
+    voice: Sequence[tuple[float, float]] = (),
 ) -> dict[str, Any]:
-    """Everything measured on one stream, JSON-ready."""
-    lat = stream_latency(timeline, speech_onset)
+    """Everything measured on one stream, JSON-ready (``voice``: the recording's speech regions)."""
+    lat = stream_latency(timeline, speech_onset, voice)
     text = timeline.final_text()
     wer = score([(reference, text)])
     return {

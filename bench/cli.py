@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="mix white noise at this RMS level (dBFS, e.g. -45) under the streamed audio and tail",
     )
     run.add_argument(
+        "--snr-db",
+        type=float,
+        help="mix white noise this many dB under each recording's speech level (e.g. 20) under audio and tail",
+    )
+    run.add_argument(
         "--ending",
         default="finalize",
         choices=("finalize", "close"),
@@ -195,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--noise-dbfs", type=float, default=None, help="white noise at this RMS level under each recording and its tail"
     )
+    tune.add_argument(
+        "--snr-db", type=float, default=None, help="white noise this many dB under each recording's speech level"
+    )
     tune.add_argument("--no-offline", action="store_true", help="skip the offline beam-1 baseline")
     tune.add_argument(
         "--decode-s",
@@ -237,6 +245,7 @@ def config_from(args: argparse.Namespace, argv: list[str]) -> Config:
         frame_ms=args.frame_ms,
         tail_s=args.tail,
         noise_dbfs=args.noise_dbfs,
+        snr_db=args.snr_db,
         ending=args.ending,
         stagger_s=args.stagger,
         level_audio_s=args.level_audio,
@@ -297,6 +306,7 @@ def tune_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         tail_s=args.tail,
         decode_s=args.decode_s,
         noise_dbfs=args.noise_dbfs,
+        snr_db=args.snr_db,
     )
     print(table(rows, offline))
     if args.out:

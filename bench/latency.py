@@ -10,6 +10,9 @@ Metrics (each a list of samples; see bench/README.md for the method):
   word (how long after the speech it covers a final comes, whatever its length).
 - ``speech_final``: a ``speech_final`` result minus the end of the last final word
   it closed (the target's own word time).
+- ``speech_final_voice``: the same ``speech_final`` minus the end of the speech in the
+  recording (:func:`bench.speech.speech_regions`, from the clean audio's energy) nearest
+  to that last word: independent of the target's word times, which can end a word early.
 - ``utterance_end``: an ``UtteranceEnd`` arrival minus the ``last_word_end`` it names.
 - ``flush``: the last final after the end-of-stream signal (``Finalize``, or
   ``CloseStream`` with ``--ending close``) minus the moment that signal was sent.
@@ -32,6 +35,7 @@ second "the") is never taken for it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
@@ -43,6 +47,7 @@ LATENCY_COLUMNS = (
     ("word_final", "word final"),
     ("final", "final after its last word"),
     ("speech_final", "speech_final"),
+    ("speech_final_voice", "speech_final after voice end"),
     ("flush", "Finalize → last final"),
     ("close_final", "CloseStream → last final"),
     ("close_metadata", "CloseStream → Metadata"),
@@ -56,6 +61,7 @@ METRICS = (
     "word_final",
     "final",
     "speech_final",
+    "speech_final_voice",
     "utterance_end",
     "flush",
     "close_final",
@@ -137,17 +143,25 @@ def first_seen_times(updates: list[Update]) -> list[FinalWord]:
     ]
 
 
-def _speech_final_samples(updates: list[Update]) -> list[float]:
-    samples: list[float] = []
+def _speech_final_ends(updates: list[Update]) -> list[tuple[float, float]]:
+    """``(arrival, last final word's end)`` of each ``speech_final`` that closed new words."""
+    out: list[tuple[float, float]] = []
     last_end: float | None = None
     closed_end: float | None = None
     for update in updates:
         if update.is_final and update.words:
             last_end = max(w.end for w in update.words)
         if update.speech_final and last_end is not None and last_end != closed_end:
-            samples.append(update.arrival - last_end)
+            out.append((update.arrival, last_end))
             closed_end = last_end
-    return samples
+    return out
+
+
+def voice_end(regions: Sequence[tuple[float, float]], word_end: float) -> float | None:
+    """End of the speech region nearest to ``word_end`` (0 apart when it holds it); None without regions."""
+    if not regions:
+        return None
+    return min(regions, key=lambda r: max(0.0, r[0] - word_end, word_end - r[1]))[1]
 
 
 def close_final_samples(finals: list[Update], close_sent: float | None) -> list[float]:
@@ -158,8 +172,11 @@ def close_final_samples(finals: list[Update], close_sent: float | None) -> list[
     return [max(after) - close_sent] if after else []
 
 
-def stream_latency(timeline: Timeline, speech_onset: float | None) -> StreamLatency:
-    """Compute every latency sample of one stream (see the module docstring)."""
+def stream_latency(
+    timeline: Timeline, speech_onset: float | None, voice: Sequence[tuple[float, float]] = ()
+) -> StreamLatency:
+    """Compute every latency sample of one stream (see the module docstring); ``voice``: the
+    recording's speech regions (stream seconds), for ``speech_final_voice``."""
     result = StreamLatency()
     updates = sorted(timeline.updates, key=lambda u: u.arrival)
     samples = result.samples
@@ -177,7 +194,11 @@ def stream_latency(timeline: Timeline, speech_onset: float | None) -> StreamLate
     result.words_without_times = sum(len(u.transcript.split()) for u in updates if u.is_final and not u.words)
 
     samples["final"].extend(u.arrival - max(w.end for w in u.words) for u in updates if u.is_final and u.words)
-    samples["speech_final"].extend(_speech_final_samples(updates))
+    for arrival, last_end in _speech_final_ends(updates):
+        samples["speech_final"].append(arrival - last_end)
+        end = voice_end(voice, last_end)
+        if end is not None:
+            samples["speech_final_voice"].append(arrival - end)
     samples["utterance_end"].extend(arrival - last_end for arrival, last_end in timeline.utterance_ends)
 
     finals = [u for u in updates if u.is_final]

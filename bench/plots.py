@@ -25,7 +25,7 @@ def _colors(results: Mapping[str, Any]) -> dict[str, str]:
 def latency_cdfs(results: Mapping[str, Any], path: Path) -> Path:
     """One panel per latency metric; a CDF line per target (colour) and level (line style)."""
     colors = _colors(results)
-    fig, axes = plt.subplots(2, 4, figsize=(19, 8.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 5, figsize=(23, 8.5), constrained_layout=True)
     for ax, (metric, title) in zip(axes.flat, LATENCY_COLUMNS, strict=False):
         drawn = False
         for target in results.get("targets", []):

@@ -12,8 +12,10 @@ from bench.latency import LATENCY_COLUMNS
 from bench.machine import one_line
 
 
-def _noise_line(dbfs: object) -> str:
+def _noise_line(dbfs: object, snr: object = None) -> str:
     """The background noise part of the pacing line ('' without noise)."""
+    if isinstance(snr, int | float):
+        return f"white noise {snr} dB under each recording's speech level, under audio and tail; "
     return f"white noise at {dbfs} dBFS under audio and tail; " if isinstance(dbfs, int | float) else ""
 
 
@@ -78,7 +80,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"- model: `{cfg.get('model')}` (device {cfg.get('device')}, compute type {cfg.get('compute_type')})",
         f"- data: {data.get('source')}: {len(files)} recording(s), {audio:.1f} s",
         f"- pacing: {cfg.get('frame_ms')} ms frames on a clock, {cfg.get('tail_s')} s of silence after each "
-        f"recording; {_noise_line(cfg.get('noise_dbfs'))}ending: {cfg.get('ending') or 'finalize'}; "
+        f"recording; {_noise_line(cfg.get('noise_dbfs'), cfg.get('snr_db'))}ending: {cfg.get('ending') or 'finalize'}; "
         f"concurrency levels {cfg.get('levels')}, capacity: p95 of {cfg.get('capacity_metric')} "
         f"<= {cfg.get('threshold_s')} s",
         "",

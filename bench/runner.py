@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from bench.offline import default_compute_type, resolve_device, transcribe_all
 from bench.plan import worker_plan
 from bench.procmon import Sampler, system_busy_s
 from bench.report import write_json
-from bench.speech import speech_bounds
+from bench.speech import noise_level, speech_bounds, speech_regions
 from bench.synth import make_dataset
 from bench.targets import NOT_APPLICABLE, TargetSpec
 from bench.timeline import Timeline
@@ -46,6 +46,8 @@ class Config:
     frame_ms: float = 20.0
     tail_s: float = 1.0
     noise_dbfs: float | None = None
+    snr_db: float | None = None
+    """White noise this many dB under each recording's speech level instead (see ``bench.speech``)."""
     ending: str = "finalize"
     stagger_s: float = 0.25
     level_audio_s: float | None = None
@@ -107,6 +109,10 @@ class Clip:
     audio: Audio
     onset: float | None
     offset: float | None
+    voice: tuple[tuple[float, float], ...] = ()
+    """Speech regions, from the clean audio (:func:`bench.speech.speech_regions`)."""
+    noise_dbfs: float | None = None
+    """White noise streamed under this recording and its tail (None: none)."""
 
     @property
     def duration(self) -> float:
@@ -134,11 +140,22 @@ def load_clips(cfg: Config) -> tuple[str, list[Clip]]:
     for rec in recordings:
         audio = load_audio(rec.path)
         bounds = speech_bounds(audio, SAMPLE_RATE)
-        clips.append(Clip(rec, audio, bounds.onset if bounds else None, bounds.offset if bounds else None))
+        noise = cfg.noise_dbfs if cfg.snr_db is None else noise_level(audio, cfg.snr_db)
+        clips.append(
+            Clip(
+                rec,
+                audio,
+                bounds.onset if bounds else None,
+                bounds.offset if bounds else None,
+                speech_regions(audio, SAMPLE_RATE),
+                noise,
+            )
+        )
     return source, clips
 
 
-StreamFn = Callable[[Audio], Awaitable[Timeline]]
+StreamFn = Callable[[Audio, float | None], Awaitable[Timeline]]
+"""Streams a clip's audio with white noise at that level (dBFS, None: none) under it and the tail."""
 
 
 def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool = False) -> StreamFn:
@@ -150,18 +167,15 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
             model=model,
             frame_ms=cfg.frame_ms,
             tail_s=cfg.tail_s,
-            noise_dbfs=cfg.noise_dbfs,
             word_timestamps=cfg.wl_word_timestamps,
             settle_s=cfg.wl_settle_s,
             settle_max_s=max(20.0, 2 * cfg.wl_settle_s),
             keep_raw=keep_raw,
         )
-        return lambda audio: wl_client.stream(audio, wl_opts)
+        return lambda audio, noise: wl_client.stream(audio, replace(wl_opts, noise_dbfs=noise))
     if spec.protocol == "twilio":
-        tw_opts = tw_client.TwOptions(
-            base_url=url, frame_ms=cfg.frame_ms, tail_s=cfg.tail_s, noise_dbfs=cfg.noise_dbfs, keep_raw=keep_raw
-        )
-        return lambda audio: tw_client.stream(audio, tw_opts)
+        tw_opts = tw_client.TwOptions(base_url=url, frame_ms=cfg.frame_ms, tail_s=cfg.tail_s, keep_raw=keep_raw)
+        return lambda audio, noise: tw_client.stream(audio, replace(tw_opts, noise_dbfs=noise))
     dg_opts = dg_client.DgOptions(
         url=url,
         model=cfg.dg_model,
@@ -170,10 +184,9 @@ def stream_fn(spec: TargetSpec, url: str, cfg: Config, model: str, warmup: bool 
         tail_s=cfg.tail_s,
         keep_raw=keep_raw,
         ending=cfg.ending,
-        noise_dbfs=cfg.noise_dbfs,
         api_key=cfg.api_key if spec.kind == "url" else None,
     )
-    return lambda audio: dg_client.stream(audio, dg_opts)
+    return lambda audio, noise: dg_client.stream(audio, replace(dg_opts, noise_dbfs=noise))
 
 
 def model_seconds(stats_url: str | None) -> float | None:
@@ -210,8 +223,8 @@ async def run_level(
         await asyncio.sleep(number * cfg.stagger_s)
         for index in plans[number]:
             clip = clips[index]
-            timeline = await fn(clip.audio)
-            record = session_record(clip.rec.id, clip.rec.reference, number, timeline, clip.onset)
+            timeline = await fn(clip.audio, clip.noise_dbfs)
+            record = session_record(clip.rec.id, clip.rec.reference, number, timeline, clip.onset, clip.voice)
             sessions.append(record)
             if raw_out is not None and timeline.raw:
                 line = {
@@ -290,7 +303,8 @@ async def run_target(spec: TargetSpec, cfg: Config, clips: list[Clip], model: st
         result["url"] = url
         if server:
             result["argv"] = server.argv
-        warm = await stream_fn(spec, url, cfg, model, warmup=True)(clips[0].audio[: 3 * SAMPLE_RATE])
+        warm_fn = stream_fn(spec, url, cfg, model, warmup=True)
+        warm = await warm_fn(clips[0].audio[: 3 * SAMPLE_RATE], clips[0].noise_dbfs)
         progress(f"{spec.label}: warm-up stream done{' (error: ' + warm.error + ')' if warm.error else ''}")
         for streams in cfg.levels:
             progress(f"{spec.label}: {streams} concurrent stream(s)")
@@ -372,6 +386,7 @@ async def run(cfg: Config) -> dict[str, Any]:
             "level_audio_s": cfg.level_audio_s,
             "tail_s": cfg.tail_s,
             "noise_dbfs": cfg.noise_dbfs,
+            "snr_db": cfg.snr_db,
             "ending": cfg.ending,
             "stagger_s": cfg.stagger_s,
             "dg_model": cfg.dg_model,

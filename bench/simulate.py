@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.data import SAMPLE_RATE, Audio
+from bench.latency import voice_end
 from gateway.core.transcriber import ChannelTranscriber, Event, FlushReason, TranscriberConfig, Transcript
 from gateway.core.types import Backend, Word
 
@@ -43,10 +44,28 @@ class Replay:
     cpu_s: float = 0.0
     decode_wall_s: float = 0.0
     audio_s: float = 0.0
+    voice: tuple[tuple[float, float], ...] = ()
+    """The clean recording's speech regions (:func:`bench.speech.speech_regions`), when known."""
 
     @property
     def text(self) -> str:
         return " ".join(w.text for _, words in self.finals for w in words)
+
+    def _speech_final_ends(self) -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        closed: float | None = None
+        for at, _ in self.speech_finals:
+            ends = [w.end for arrival, words in self.finals if arrival <= at for w in words]
+            if ends and max(ends) != closed:
+                closed = max(ends)
+                out.append((at, closed))
+        return out
+
+    def speech_final_voice_delays(self) -> list[float]:
+        """As :meth:`speech_final_delays`, after the end of the speech region nearest the last word
+        (``bench.latency``'s ``speech_final_voice``); [] without regions."""
+        ends = [(at, voice_end(self.voice, last)) for at, last in self._speech_final_ends()]
+        return [at - end for at, end in ends if end is not None]
 
     def speech_final_delays(self) -> list[float]:
         """For each ``speech_final`` that closed new words: its arrival minus the end of the last of them.
@@ -54,14 +73,7 @@ class Replay:
         The words are those of every final up to it (a non-``speech_final`` final may carry
         them first and the ``speech_final`` come empty); as ``bench.latency``'s ``speech_final``.
         """
-        delays: list[float] = []
-        closed: float | None = None
-        for at, _ in self.speech_finals:
-            ends = [w.end for arrival, words in self.finals if arrival <= at for w in words]
-            if ends and max(ends) != closed:
-                closed = max(ends)
-                delays.append(at - closed)
-        return delays
+        return [at - last for at, last in self._speech_final_ends()]
 
     def word_final_latencies(self) -> list[float]:
         """Arrival of each final word's final minus the word's end."""

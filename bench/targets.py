@@ -22,7 +22,7 @@ KINDS = ("gateway", "whisperlive", "twilio", "url")
 NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
     "gateway": (),
     "url": (),
-    "whisperlive": ("speech_final", "utterance_end", "flush", "close_metadata"),
+    "whisperlive": ("speech_final", "speech_final_voice", "utterance_end", "flush", "close_metadata"),
     "twilio": ("flush", "close_final", "close_metadata"),
 }
 """Metrics a kind of target cannot produce: WhisperLive has no endpoint events and no flush."""

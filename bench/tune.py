@@ -19,8 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.data import SAMPLE_RATE
 from bench.noise import streamed
 from bench.simulate import Replay, replay
+from bench.speech import noise_level, speech_regions
 from bench.stats import summarize
 from bench.wer import score
 from gateway.core.transcriber import TranscriberConfig
@@ -31,6 +33,7 @@ KNOBS: dict[str, str] = {
     "commit-edge-ms": "audio needed after a word before it is committed",
     "final-after-ms": "committed words wait at most this long for a final (-1: endpoints only)",
     "quiet-decodes": "interim decodes without new speech while words wait",
+    "commit-step-ms": "new audio after which a decode that can commit a word runs before the step (0: off)",
     "first-step-ms": "interim step until the utterance has shown a word",
     "interim-edge-ms": "interims stop before a word ending this close to the decoded end",
     "doubt-probability": "words less probable than this need --doubt-edge-ms of context (0: off)",
@@ -88,6 +91,7 @@ TRANSCRIBER_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "final-after-ms": ("final_after_s", _ms_or_off),
     "context-ms": ("context_s", _ms),
     "interim-edge-ms": ("interim_edge_s", _ms),
+    "commit-step-ms": ("commit_step_s", _ms),
     "first-step-ms": ("first_step_s", _ms),
     "doubt-probability": ("doubt_probability", float),
     "doubt-edge-ms": ("doubt_edge_s", _ms),
@@ -148,6 +152,9 @@ class Row:
     speech_final_p50: float = float("nan")
     speech_final_p95: float = float("nan")
     """``speech_final`` arrival after the last word it closes (as ``bench run``'s)."""
+    speech_final_voice_p50: float = float("nan")
+    speech_final_voice_p95: float = float("nan")
+    """The same after the end of the voice in the recording (``bench run``'s ``speech_final_voice``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +167,8 @@ class Row:
             "decodes_per_audio_s": self.decodes_per_audio_s,
             "speech_final_p50": self.speech_final_p50,
             "speech_final_p95": self.speech_final_p95,
+            "speech_final_voice_p50": self.speech_final_voice_p50,
+            "speech_final_voice_p95": self.speech_final_voice_p95,
         }
 
 
@@ -172,6 +181,7 @@ def pool(point: dict[str, str], replays: Sequence[tuple[str, float | None, Repla
     )
     audio = sum(r.audio_s for _, _, r in replays) or 1.0
     endpoints = summarize(v for _, _, r in replays for v in r.speech_final_delays())
+    voiced = summarize(v for _, _, r in replays for v in r.speech_final_voice_delays())
     return Row(
         point=point,
         wer=wer.wer if wer else float("nan"),
@@ -182,6 +192,8 @@ def pool(point: dict[str, str], replays: Sequence[tuple[str, float | None, Repla
         decodes_per_audio_s=sum(r.decodes for _, _, r in replays) / audio,
         speech_final_p50=endpoints.p50 if endpoints else float("nan"),
         speech_final_p95=endpoints.p95 if endpoints else float("nan"),
+        speech_final_voice_p50=voiced.p50 if voiced else float("nan"),
+        speech_final_voice_p95=voiced.p95 if voiced else float("nan"),
     )
 
 
@@ -206,7 +218,7 @@ def table(rows: Sequence[Row], offline_wer: float | None = None) -> str:
     flags = dict(zip(map(id, rows), frontier(rows), strict=True))
     knobs = sorted({k for r in rows for k in r.point})
     head = [*knobs, "WER", "penalty vs offline b1", "word final p50 / p95", "first result p50", "CPU s / audio s",
-            "decodes / audio s", "speech_final p50 / p95", "frontier"]  # fmt: skip
+            "decodes / audio s", "speech_final p50 / p95", "after voice end p50 / p95", "frontier"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for row in sorted(rows, key=lambda r: (r.wer, r.word_final_p50)):
         penalty = f"{100 * (row.wer - offline_wer):+.1f} pts" if offline_wer is not None else "-"
@@ -218,6 +230,7 @@ def table(rows: Sequence[Row], offline_wer: float | None = None) -> str:
             f"{row.cpu_per_audio_s:.3f}",
             f"{row.decodes_per_audio_s:.2f}",
             f"{row.speech_final_p50:.2f} / {row.speech_final_p95:.2f}",
+            f"{row.speech_final_voice_p50:.2f} / {row.speech_final_voice_p95:.2f}",
             "*" if flags[id(row)] else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -233,12 +246,17 @@ def sweep(
     tail_s: float = 1.0,
     decode_s: float | None = None,
     noise_dbfs: float | None = None,
+    snr_db: float | None = None,
 ) -> list[Row]:
-    """Replay ``(reference, audio, speech onset)`` clips at every grid point
-    (with ``noise_dbfs``: white noise at that level under the recording and its tail)."""
-    if noise_dbfs is not None:
+    """Replay ``(reference, audio, speech onset)`` clips at every grid point (with ``noise_dbfs``:
+    white noise at that level under the recording and its tail; with ``snr_db``: that many dB under
+    each recording's speech level)."""
+    voices = [speech_regions(audio, SAMPLE_RATE) for _, audio, _ in clips]  # from the clean audio
+    if noise_dbfs is not None or snr_db is not None:
+        levels = [noise_dbfs if snr_db is None else noise_level(audio, snr_db) for _, audio, _ in clips]
         # Seed 0 for every recording, as bench run's clients mix it.
-        clips = [(ref, streamed(audio, tail_s, noise_dbfs), onset) for ref, audio, onset in clips]
+        mixed = zip(clips, levels, strict=True)
+        clips = [(ref, streamed(audio, tail_s, level), onset) for (ref, audio, onset), level in mixed]
         tail_s = 0.0
     rows = []
     backends: dict[tuple[tuple[str, str], ...], Backend] = {}
@@ -251,6 +269,8 @@ def sweep(
         replays = [
             (ref, onset, replay(audio, config, backends[key], tail_s, decode_s=decode_s)) for ref, audio, onset in clips
         ]
+        for (_, _, done), voice in zip(replays, voices, strict=True):
+            done.voice = voice
         row = pool(point, replays)
         rows.append(row)
         progress(

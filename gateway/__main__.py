@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="interim step until the utterance has shown a word (the first interim comes sooner)",
     )
     s.add_argument(
+        "--commit-step-ms",
+        type=int,
+        default=round(TranscriberConfig().commit_step_s * 1000),
+        help="once this much audio has come since the last decode and it holds the oldest unstable word's "
+        "commit context, decode now instead of at the next step (0: off)",
+    )
+    s.add_argument(
         "--doubt-probability",
         type=float,
         default=TranscriberConfig().doubt_probability,
@@ -242,6 +249,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         commit_edge_s=args.commit_edge_ms / 1000,
         final_after_s=None if args.final_after_ms < 0 else args.final_after_ms / 1000,
         first_step_s=args.first_step_ms / 1000,
+        commit_step_s=args.commit_step_ms / 1000,
         doubt_probability=args.doubt_probability,
         doubt_edge_s=args.doubt_edge_ms / 1000,
         doubt_window_s=args.doubt_window_ms / 1000,

@@ -6,7 +6,8 @@ LiveKit (``livekit-plugins-deepgram``, its ``STT.stream()`` fed directly) and Pi
 script writes what the plugin handed its application and every warning the framework logged; the
 gateway side records every message it sent. The clip is two espeak-ng sentences: the first is followed
 by 1.5 s of silence (an endpoint, and an utterance end at 1000 ms), the second ends 0.3 s before the
-audio does, so its words are still pending when the plugin's flush (Finalize) comes.
+audio does, so its words are usually still pending when the plugin's flush (Finalize) comes (not
+always: a model that keeps up may have finalised them as stable words already, which is as good).
 """
 
 from __future__ import annotations
@@ -114,11 +115,6 @@ def log_lines(events: list[dict[str, Any]]) -> list[Any]:
     return [e["body"] for e in events if e["event"] == "log"]
 
 
-def finals_after(events: list[dict[str, Any]], marker: str, kind: str) -> list[dict[str, Any]]:
-    at = [e["event"] for e in events].index(marker)
-    return [e["body"] for e in events[at:] if e["event"] == kind]
-
-
 @pytest.mark.parametrize("endpointing", ["default", "off"])
 async def test_livekit_stt_stream(
     backend: Backend, tail_clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, endpointing: str
@@ -126,7 +122,7 @@ async def test_livekit_stt_stream(
     """LiveKit's defaults (nova-3, en-US, interim results, vad_events, endpointing 25 ms, filler_words, no_delay,
     mip_opt_out): START_OF_SPEECH, interims, finals, END_OF_SPEECH from speech_final; with endpointing off
     (``endpointing_ms=0``) END_OF_SPEECH comes from UtteranceEnd (``utterance_end_ms=1000``) and the tail is
-    still pending at flush() and comes back from Finalize. Either way
+    final once flush() (Finalize) is answered. Either way
     end_input() closes cleanly, no reconnect, and the plugin logs no warning about our messages."""
     from gateway.server.app import Gateway
 
@@ -154,10 +150,10 @@ async def test_livekit_stt_stream(
         assert any(m["speech_final"] and transcript(m) for m in sent_finals(recorder)), "an endpoint was sent"
     else:
         assert any(m.get("type") == "UtteranceEnd" for _, _, m in recorder.sent), "UtteranceEnd was sent"
-        after_flush = finals_after(events, "flush_called", "FINAL_TRANSCRIPT")
-        assert any(f["end"] >= tail_s(tail_clip) for f in after_flush), (
-            f"{name}: flush() delivers the tail: {after_flush}"
-        )
+        # Whether the tail was still pending at flush() or already final as stable words depends on
+        # how far the model is behind (Whisper may time the last word early): either way it is in.
+        app_finals = [e["body"] for e in events if e["event"] == "FINAL_TRANSCRIPT"]
+        assert any(f["end"] >= tail_s(tail_clip) for f in app_finals), f"{name}: the tail is final: {app_finals}"
 
 
 @pytest.mark.parametrize("endpointing", ["default", "off"])
@@ -166,7 +162,7 @@ async def test_pipecat_deepgram_stt_service(
 ) -> None:
     """Pipecat's defaults (nova-3-general, interim results, smart_format, punctuate, no endpointing parameter so
     the server's default): InterimTranscriptionFrame and TranscriptionFrame; VADUserStoppedSpeakingFrame sends
-    Finalize, and with endpointing off the tail comes back from it as a TranscriptionFrame marked ``finalized``;
+    Finalize, and with endpointing off the tail is a TranscriptionFrame once Finalize is answered;
     EndFrame closes cleanly (CloseStream, close 1000), no reconnect, no warning logged by pipecat."""
     from gateway.server.app import Gateway
 
@@ -199,6 +195,6 @@ async def test_pipecat_deepgram_stt_service(
     if endpointing == "default":
         assert any(f["speech_final"] for f in finals), f"{name}: the endpoint reaches the app as speech_final"
     else:
-        tail = [e["body"] for e in events[kinds.index("vad_stopped_sent") :] if e["event"] == "TranscriptionFrame"]
-        # (marked ``finalized`` when its words were still pending at Finalize: not asserted, see assert_gateway_side)
-        assert any(f["end"] >= tail_s(tail_clip) for f in tail), f"{name}: the tail after Finalize: {tail}"
+        # The tail reaches the app as a final, after Finalize or before it (already stable): marked
+        # ``finalized`` when its words were still pending at Finalize (not asserted, see assert_gateway_side).
+        assert any(f["end"] >= tail_s(tail_clip) for f in finals), f"{name}: the tail is final: {finals}"

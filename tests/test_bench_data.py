@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.data import DatasetError, load_audio, load_dataset, read_wav, write_wav
-from bench.speech import speech_bounds
+from bench.speech import noise_level, speech_bounds, speech_level_db, speech_regions
 
 
 def tone(seconds: float, rate: int = 16_000, amp: float = 0.3) -> np.ndarray:
@@ -93,6 +93,27 @@ def test_speech_bounds_find_the_loud_part() -> None:
     assert bounds.offset == pytest.approx(1.5, abs=0.02)
     assert speech_bounds(np.zeros(16000, dtype=np.float32), 16_000) is None
     assert speech_bounds(np.zeros(10, dtype=np.float32), 16_000) is None
+
+
+def test_speech_regions_join_short_gaps_and_split_at_pauses() -> None:
+    gap = np.zeros(1600)  # 0.1 s: inside one stretch of speech
+    pause = np.zeros(8000)  # 0.5 s: longer than an endpoint
+    audio = np.concatenate([pause, tone(0.5), gap, tone(0.5), pause, tone(0.4), pause]).astype(np.float32)
+    regions = speech_regions(audio, 16_000)
+    assert len(regions) == 2
+    assert regions[0] == pytest.approx((0.5, 1.6), abs=0.02)
+    assert regions[1] == pytest.approx((2.1, 2.5), abs=0.02)
+    assert speech_regions(np.zeros(16000, dtype=np.float32), 16_000) == ()
+
+
+def test_speech_level_is_measured_inside_speech_only() -> None:
+    loud = tone(1.0)
+    level = 20 * np.log10(np.sqrt(np.mean(loud.astype(np.float64) ** 2)))
+    padded = np.concatenate([np.zeros(48000), loud, np.zeros(48000)]).astype(np.float32)
+    assert speech_level_db(padded, 16_000) == pytest.approx(level, abs=0.2)
+    assert speech_level_db(np.zeros(16000, dtype=np.float32), 16_000) is None
+    assert noise_level(padded, 20.0) == pytest.approx(level - 20.0, abs=0.2)
+    assert noise_level(np.zeros(16000, dtype=np.float32), 20.0) is None
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.latency import first_seen_times, stream_latency, word_key
+from bench.latency import first_seen_times, stream_latency, voice_end, word_key
 from bench.timeline import Timeline, Update, Word
 
 
@@ -102,6 +102,23 @@ def test_stream_latency_samples() -> None:
     assert s["settle"] == pytest.approx([0.3])
     assert result.interim_matches == 3
     assert result.words_without_times == 0
+
+
+def test_speech_final_after_voice_end_uses_the_region_nearest_the_last_word() -> None:
+    # The target ends "fox" at 1.6 s but the voice goes on to 1.9 s (a word timed early);
+    # "over" ends at 3.2 s in a gap, 0.1 s before the region that follows it.
+    voice = ((0.1, 1.9), (3.3, 3.6), (5.0, 5.5))
+    s = stream_latency(two_utterances(), None, voice).samples
+    assert s["speech_final"] == pytest.approx([0.8, 1.0])
+    assert s["speech_final_voice"] == pytest.approx([2.4 - 1.9, 4.2 - 3.6])
+    assert stream_latency(two_utterances(), None).samples["speech_final_voice"] == []
+
+
+def test_voice_end() -> None:
+    assert voice_end((), 1.0) is None
+    assert voice_end(((0.0, 0.9), (1.3, 2.0)), 1.0) == 0.9
+    assert voice_end(((0.0, 0.9), (1.05, 2.0)), 1.0) == 2.0
+    assert voice_end(((0.0, 0.9), (0.95, 2.0)), 1.0) == 2.0
 
 
 def test_speech_final_without_new_words_is_not_counted_twice() -> None:

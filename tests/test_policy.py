@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.core.policy import DecodePolicy, commit_horizon, doubt_horizon
+from gateway.core.policy import DecodePolicy, commit_horizon, commit_ready, doubt_horizon
 from gateway.core.transcriber import ChannelTranscriber, TranscriberConfig
 from gateway.core.types import DecodeResult, Word
 from tests import speech
@@ -58,7 +58,9 @@ def test_pause_without_new_speech_stops_interim_decodes() -> None:
 
 
 def test_words_near_the_window_edge_wait_for_right_context() -> None:
-    config = TranscriberConfig(commit_edge_s=1.0, final_after_s=None, endpointing_ms=None)
+    config = TranscriberConfig(
+        commit_edge_s=1.0, final_after_s=None, endpointing_ms=None, interim_step_s=0.5, commit_step_s=0.0
+    )
     core = ChannelTranscriber(config)
     _feed(core, np.concatenate([speech.silence(0.5), speech.espeak("one two three four five six")]))
     end = core.time
@@ -86,7 +88,9 @@ def test_doubt_applies_only_while_the_window_is_short() -> None:
 
 
 def test_first_interim_decode_comes_at_the_first_step() -> None:
-    config = TranscriberConfig(interim_step_s=1.0, first_step_s=0.2, final_after_s=None, endpointing_ms=None)
+    config = TranscriberConfig(
+        interim_step_s=1.0, first_step_s=0.2, final_after_s=None, endpointing_ms=None, commit_step_s=0.0
+    )
     core = ChannelTranscriber(config)
     _feed(core, np.concatenate([speech.silence(0.5), speech.espeak("hello there my friend")[:4800]]))
     request = core.next_request()
@@ -94,3 +98,36 @@ def test_first_interim_decode_comes_at_the_first_step() -> None:
     core.complete(DecodeResult((Word("hello", 0.5, 0.58, 0.9),), 0.0))
     _feed(core, speech.espeak("hello there my friend")[4800:9600])  # another 0.3 s
     assert core.next_request() is None, "once a word is shown, the step is the normal one"
+
+
+def test_a_decode_that_can_commit_a_word_comes_before_the_step() -> None:
+    policy = DecodePolicy(step_s=1.0, edge_s=0.5, commit_step_s=0.2, doubt_probability=0.0)
+    # "brown" ends at 2.0 s; the last decode ended at 2.3 s (too soon to commit it); 2.5 s arrived.
+    assert commit_ready(2.0, 0.9, 3.0, 2.3, 2.5, policy)
+    assert not commit_ready(2.0, 0.9, 3.0, 2.3, 2.45, policy), "its context has not arrived yet"
+    assert not commit_ready(2.0, 0.9, 3.0, 2.6, 2.8, policy), "the last decode had it already"
+    assert policy.due(0.2, new_voiced=True, unstable=True, quiet_decodes_done=0, commit_ready=True)
+    assert not policy.due(0.19, new_voiced=True, unstable=True, quiet_decodes_done=0, commit_ready=True)
+    assert not policy.due(0.2, new_voiced=True, unstable=True, quiet_decodes_done=0), "otherwise the step"
+    assert not DecodePolicy(step_s=1.0, commit_step_s=0.0).due(0.5, True, True, 0, commit_ready=True), "0: off"
+
+
+def test_a_doubtful_word_is_ready_only_with_the_doubt_context() -> None:
+    policy = DecodePolicy(edge_s=0.5, doubt_probability=0.6, doubt_edge_s=1.5, doubt_window_s=5.0, commit_step_s=0.2)
+    assert not commit_ready(2.0, 0.3, 3.0, 2.3, 2.6, policy)
+    assert commit_ready(2.0, 0.3, 3.0, 3.3, 3.6, policy)
+    assert commit_ready(2.0, 0.3, 6.0, 2.3, 2.6, policy), "a long window: doubt no longer applies"
+
+
+def test_commit_step_decodes_when_the_oldest_unstable_word_has_its_context() -> None:
+    config = TranscriberConfig(
+        interim_step_s=2.0, first_step_s=0.2, commit_step_s=0.2, final_after_s=None, endpointing_ms=None
+    )
+    core = ChannelTranscriber(config)
+    _feed(core, np.concatenate([speech.silence(0.5), speech.espeak("one two three four five six")[:8000]]))
+    request = core.next_request()
+    assert request is not None
+    decoded_end = core.time
+    core.complete(DecodeResult((Word("one", 0.6, decoded_end - 0.3, 0.9),), 0.0))
+    _feed(core, speech.espeak("seven")[:3200])  # 0.2 s: the word's 0.5 s of context is in
+    assert core.next_request() is not None, "the decode that can commit 'one' runs before the 2 s step"

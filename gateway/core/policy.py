@@ -7,7 +7,11 @@ since the last one: new voiced audio, or unstable words that one more decode
 over the silence after them can confirm (at most ``quiet_decodes`` such
 decodes, since re-reading the same speech again changes nothing). The step is
 ``first_step_s`` until the utterance has shown a word (the first interim is
-what a caption reader waits for), ``step_s`` after.
+what a caption reader waits for), ``step_s`` after. A decode is also due,
+before the step, once the audio received holds the oldest unstable word's
+commit context and the last decode's did not (:func:`commit_ready`): that is
+the decode that can commit it, so a word's final waits for its context and one
+decode, not for the next step as well.
 :func:`commit_horizon` is the right context a word needs before it may be
 committed; :func:`doubt_horizon` asks more of a word the model doubts while
 the window is still short (the start of an utterance, where a little more
@@ -21,7 +25,9 @@ still change); ``doubt_probability``/``doubt_edge_s`` trade the latency of
 doubtful words for accuracy; ``sure_probability``/``sure_edge_s`` trade
 accuracy for fewer decodes per final (a confident word needs one decode with
 right context, not two that agree); ``quiet_decodes`` trades a little CPU for finals
-before the endpoint when speech pauses.
+before the endpoint when speech pauses; ``commit_step_s`` schedules the decode
+that can commit the oldest unstable word as soon as its context has arrived
+(finals sooner, for a few more decodes; with a longer ``step_s``, fewer).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from dataclasses import dataclass
 class DecodePolicy:
     """Decode scheduling and commit context of one channel."""
 
-    step_s: float = 0.5
+    step_s: float = 0.75
     """New audio (stream seconds) between two interim decodes."""
     first_step_s: float = 0.3
     """The step until the utterance has shown a word in an interim."""
@@ -51,21 +57,55 @@ class DecodePolicy:
     """Words at least this probable commit from one decode, without a second agreeing (0: off)."""
     sure_edge_s: float = 0.5
     """Right context a sure word needs to commit from one decode."""
+    commit_step_s: float = 0.2
+    """With this much new audio (0: off), a decode is due early once the oldest unstable word has
+    its commit context (``edge_s``) in the audio received, which the last decode did not hold."""
 
-    def due(self, new_s: float, new_voiced: bool, unstable: bool, quiet_decodes_done: int, shown: bool = True) -> bool:
+    def due(
+        self,
+        new_s: float,
+        new_voiced: bool,
+        unstable: bool,
+        quiet_decodes_done: int,
+        shown: bool = True,
+        commit_ready: bool = False,
+    ) -> bool:
         """Whether an interim decode is worth running now.
 
         ``new_s``: audio received since the last decode's end; ``new_voiced``:
         whether the VAD heard speech in it; ``unstable``: words wait for
         agreement; ``quiet_decodes_done``: decodes since the last voiced audio;
-        ``shown``: an interim of this utterance has shown a word already.
+        ``shown``: an interim of this utterance has shown a word already;
+        ``commit_ready``: the audio received now holds the oldest unstable
+        word's commit context and the last decode's did not (see :func:`commit_ready`).
         """
+        if commit_ready and unstable and self.commit_step_s > 0.0 and new_s >= self.commit_step_s:
+            # The one decode that can commit the word: run it now rather than at the next step.
+            return True
         step = self.step_s if shown else min(self.step_s, self.first_step_s)
         if new_s < step:
             return False
         if new_voiced:
             return True
         return unstable and quiet_decodes_done < self.quiet_decodes
+
+
+def commit_ready(
+    word_end_s: float,
+    probability: float,
+    window_s: float,
+    decoded_end_s: float,
+    received_s: float,
+    policy: DecodePolicy,
+) -> bool:
+    """Whether a word (end, probability) could commit from a decode of the audio received
+    (``received_s``) but not from the last one (ending at ``decoded_end_s``, with a window of
+    ``window_s``): its right context, as :func:`commit_horizon` and :func:`doubt_horizon` ask it."""
+    edge = policy.edge_s
+    doubtful = policy.doubt_probability > 0.0 and probability < policy.doubt_probability
+    if doubtful and window_s < policy.doubt_window_s:
+        edge = max(edge, policy.doubt_edge_s)
+    return decoded_end_s < word_end_s + edge <= received_s
 
 
 def commit_horizon(decoded_end_s: float, policy: DecodePolicy) -> float:

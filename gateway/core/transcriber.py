@@ -31,7 +31,7 @@ from enum import StrEnum
 import numpy as np
 
 from gateway.core.commit import LocalAgreement
-from gateway.core.policy import DecodePolicy, commit_horizon, doubt_horizon, sure_horizon
+from gateway.core.policy import DecodePolicy, commit_horizon, commit_ready, doubt_horizon, sure_horizon
 from gateway.core.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
 from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
@@ -98,7 +98,7 @@ class TranscriberConfig:
     utterance_end_ms: int | None = None
     vad_events: bool = False
     min_endpointing_ms: int = 300
-    interim_step_s: float = 0.5
+    interim_step_s: float = DecodePolicy().step_s
     soft_window_s: float = 12.0
     max_window_s: float = 28.0
     preroll_s: float = 0.3
@@ -124,6 +124,8 @@ class TranscriberConfig:
     sure_probability: float = DecodePolicy().sure_probability
     """Words at least this probable commit from one decode with ``sure_edge_s`` of context (0: off)."""
     sure_edge_s: float = DecodePolicy().sure_edge_s
+    commit_step_s: float = DecodePolicy().commit_step_s
+    """New audio that lets a decode run before the step once it can commit a word (0: off; see policy.py)."""
     words_end_s: float | None = WORDS_END_MARGIN_S
     """Decoded audio with no word, beyond the endpointing silence, that ends an utterance the VAD
     holds open (None: only the VAD ends utterances)."""
@@ -141,6 +143,7 @@ class TranscriberConfig:
             quiet_decodes=self.quiet_decodes,
             sure_probability=self.sure_probability,
             sure_edge_s=self.sure_edge_s,
+            commit_step_s=self.commit_step_s,
         )
 
 
@@ -324,7 +327,16 @@ class ChannelTranscriber:
             return True
         new_s = (self.samples - max(self._decoded_until, self.buffer_start)) / SAMPLE_RATE
         new_voiced = self.vad.last_voiced_end > self._voiced_mark
-        return self.policy.due(new_s, new_voiced, bool(self.agreement.tail), self._quiet_decodes, self._shown)
+        tail = self.agreement.tail
+        ready = bool(tail) and commit_ready(
+            tail[0].end,
+            tail[0].probability,
+            (self.samples - self.buffer_start) / SAMPLE_RATE,
+            self._decoded_until / SAMPLE_RATE,
+            self.time,
+            self.policy,
+        )
+        return self.policy.due(new_s, new_voiced, bool(tail), self._quiet_decodes, self._shown, ready)
 
     def next_request(self, prompt_prefix: str = "") -> DecodeRequest | None:
         """The window to decode next, or None. Marks it in flight."""

@@ -41,6 +41,7 @@ KNOBS: dict[str, str] = {
     "doubt-window-ms": "doubt applies while the window is shorter than this",
     "sure-probability": "words at least this probable commit from one decode (0: off)",
     "sure-edge-ms": "right context a sure word needs to commit from one decode",
+    "max-wait-ms": "right context after which a word commits from one decode, agreed or not (0: off)",
     "words-end-ms": "decoded audio with no word, after the endpointing silence, that ends an utterance (-1: off)",
     "context-ms": "finalised audio kept before the next utterance, heard again as context",
     "final-beam-size": "beam of the decode that makes an endpoint/Finalize final",
@@ -99,6 +100,7 @@ TRANSCRIBER_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "quiet-decodes": ("quiet_decodes", int),
     "sure-probability": ("sure_probability", float),
     "sure-edge-ms": ("sure_edge_s", _ms),
+    "max-wait-ms": ("max_wait_s", _ms),
     "words-end-ms": ("words_end_s", _ms_or_off),
 }
 """Grid knob -> (TranscriberConfig field, how its value is read)."""

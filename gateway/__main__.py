@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="right context a sure word needs to commit from one decode",
     )
     s.add_argument(
+        "--max-wait-ms",
+        type=int,
+        default=round(TranscriberConfig().max_wait_s * 1000),
+        help="right context after which a word commits from one decode even if the last decode read it "
+        "otherwise (caps how long a word the decodes keep changing waits; 0: off)",
+    )
+    s.add_argument(
         "--words-end-ms",
         type=int,
         default=round((TranscriberConfig().words_end_s or 0) * 1000),
@@ -256,6 +263,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         quiet_decodes=args.quiet_decodes,
         sure_probability=args.sure_probability,
         sure_edge_s=args.sure_edge_ms / 1000,
+        max_wait_s=args.max_wait_ms / 1000,
         words_end_s=None if args.words_end_ms < 0 else args.words_end_ms / 1000,
         soft_window_s=args.soft_window,
         vad=replace(base.vad, aggressiveness=args.vad_aggressiveness, noise_gate=args.vad_noise_gate),

@@ -149,3 +149,16 @@ def test_without_sure_a_single_decode_commits_nothing() -> None:
     assert policy.update(hypothesis, horizon=5.0) == []
     # A sure word must also end by the sure horizon, even inside the commit horizon.
     assert policy.update([Word("now", 1.0, 1.3, 0.99)], horizon=5.0, sure=(0.9, 1.0)) == []
+
+
+def test_a_word_the_decodes_keep_changing_commits_at_its_deadline() -> None:
+    policy = LocalAgreement()
+    policy.update(words("as I push in"))
+    # "light" disagrees with "I": LocalAgreement alone commits only "as"...
+    assert [w.text for w in policy.update(words("as light pollution in their"), horizon=5.0)] == ["as"]
+    assert policy.update(words("as my pollution in there"), horizon=5.0) == [], "still no agreement on it"
+    # ...until a decode holds enough audio after it: words ending by the deadline commit unagreed;
+    # those after it still need a second decode to agree ("there" / "their").
+    newly = policy.update(words("as light pollution in their heyday"), horizon=5.0, deadline=1.0)
+    assert [w.text for w in newly] == ["light", "pollution", "in"]
+    assert [w.text for w in policy.tail] == ["their", "heyday"]

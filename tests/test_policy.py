@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.core.policy import DecodePolicy, commit_horizon, commit_ready, doubt_horizon
+from gateway.core.policy import DecodePolicy, commit_horizon, commit_ready, deadline_horizon, doubt_horizon
 from gateway.core.transcriber import ChannelTranscriber, TranscriberConfig
 from gateway.core.types import DecodeResult, Word
 from tests import speech
@@ -131,3 +131,14 @@ def test_commit_step_decodes_when_the_oldest_unstable_word_has_its_context() -> 
     core.complete(DecodeResult((Word("one", 0.6, decoded_end - 0.3, 0.9),), 0.0))
     _feed(core, speech.espeak("seven")[:3200])  # 0.2 s: the word's 0.5 s of context is in
     assert core.next_request() is not None, "the decode that can commit 'one' runs before the 2 s step"
+
+
+def test_the_deadline_decode_comes_once_a_changing_word_has_its_context() -> None:
+    policy = DecodePolicy(edge_s=0.5, doubt_probability=0.0, max_wait_s=2.0, commit_step_s=0.2)
+    assert deadline_horizon(10.0, policy) == 8.0
+    assert deadline_horizon(10.0, DecodePolicy(max_wait_s=0.0)) is None, "0: off"
+    assert deadline_horizon(10.0, DecodePolicy(edge_s=0.5, max_wait_s=0.2)) == 9.5, "never inside the commit edge"
+    # "light" ends at 1.2 s; decodes ending at 2.8 s disagreed on it; 3.2 s has arrived: its deadline.
+    assert commit_ready(1.2, 0.4, 3.0, 2.8, 3.2, policy)
+    assert not commit_ready(1.2, 0.4, 3.0, 3.3, 3.5, policy), "the last decode had the deadline's audio"
+    assert not commit_ready(1.2, 0.4, 3.0, 2.8, 3.2, DecodePolicy(max_wait_s=0.0)), "0: off"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -289,3 +290,38 @@ def test_words_end_the_utterance_when_a_hum_holds_the_vad_open() -> None:
     said_words = [w.text for _, e in timed if isinstance(e, Transcript) and e.is_final for w in e.words]
     assert said_words == [w.text for w in SCRIPT], "every word final once, in order"
     assert any(isinstance(e, UtteranceEnd) and t < ends[0] for t, e in timed)
+
+
+def test_a_word_the_decodes_keep_changing_is_final_once_it_has_max_wait_of_context() -> None:
+    sentence = speech.espeak("as light pollution in their heyday was not the kind of problem it is today")
+    audio = np.concatenate([speech.silence(1.0), sentence, speech.silence(1.0)])
+    speech_end = 1.0 + len(sentence) / 16_000
+
+    def flipping(count: itertools.count[int]) -> Callable[[DecodeRequest], DecodeResult]:
+        def decode(request: DecodeRequest) -> DecodeResult:
+            # Every decode reads the first word differently ("light" / "my"); the rest agree.
+            end = request.offset + request.duration
+            first = Word("light" if next(count) % 2 else "my", 1.0, 1.3, 0.5)
+            rest = [Word(f"w{i}", 1.4 + 0.3 * i, 1.6 + 0.3 * i, 0.9) for i in range(12)]
+            return DecodeResult(tuple(w for w in [first, *rest] if w.end <= end), 0.0)
+
+        return decode
+
+    def finals(max_wait_s: float) -> list[Transcript]:
+        core = ChannelTranscriber(TranscriberConfig(endpointing_ms=300, max_wait_s=max_wait_s))
+        decode = flipping(itertools.count())
+        events: list = []
+        floats = audio.astype(np.float32) / 32768.0
+        for i in range(0, len(floats), 320):
+            events += core.push(floats[i : i + 320])
+            if (request := core.next_request()) is not None:
+                events += core.complete(decode(request))
+        return [e for e in events if isinstance(e, Transcript) and e.is_final and e.words]
+
+    waited = finals(0.0)
+    assert waited[0].speech_final and waited[0].words[0].end == 1.3, "without a deadline it waits for the endpoint"
+    early = finals(2.0)
+    assert not early[0].speech_final, "with one, it is final before the endpoint"
+    assert early[0].words[0].text in ("light", "my")
+    assert early[0].start + early[0].duration < speech_end
+    assert [w.text for f in early for w in f.words][1:] == [f"w{i}" for i in range(12)], "nothing lost or repeated"

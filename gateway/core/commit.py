@@ -93,6 +93,7 @@ class LocalAgreement:
         horizon: float | None = None,
         doubt: tuple[float, float] | None = None,
         sure: tuple[float, float] | None = None,
+        deadline: float | None = None,
     ) -> list[Word]:
         """Take a new hypothesis; return the words it newly commits.
 
@@ -105,7 +106,10 @@ class LocalAgreement:
         ``(probability, horizon)`` too: a word at least that probable, ending
         by that horizon, commits from this one decode without waiting for a
         second to agree (when every word before it commits), which halves the
-        decodes a final needs.
+        decodes a final needs. A word ending by ``deadline`` commits from this
+        decode whatever the last one said (when every word before it commits):
+        it has had so much right context that waiting for two decodes to agree
+        only delays it (a word the model keeps changing, "light"/"my"/"I").
         """
         fresh = self._fresh(hypothesis)
         agreed = 0
@@ -113,6 +117,9 @@ class LocalAgreement:
             old = self.tail[i] if i < len(self.tail) else None
             if horizon is not None and new.end > horizon:
                 break
+            if deadline is not None and new.end <= deadline:
+                agreed += 1
+                continue
             least = new.probability if old is None else min(old.probability, new.probability)
             if doubt is not None and least < doubt[0] and new.end > doubt[1]:
                 break

@@ -11,7 +11,9 @@ what a caption reader waits for), ``step_s`` after. A decode is also due,
 before the step, once the audio received holds the oldest unstable word's
 commit context and the last decode's did not (:func:`commit_ready`): that is
 the decode that can commit it, so a word's final waits for its context and one
-decode, not for the next step as well.
+decode, not for the next step as well. Likewise once it holds ``max_wait_s``
+after that word: the decode that commits it whether or not it agrees with the
+last one (:func:`deadline_horizon`).
 :func:`commit_horizon` is the right context a word needs before it may be
 committed; :func:`doubt_horizon` asks more of a word the model doubts while
 the window is still short (the start of an utterance, where a little more
@@ -25,7 +27,10 @@ still change); ``doubt_probability``/``doubt_edge_s`` trade the latency of
 doubtful words for accuracy; ``sure_probability``/``sure_edge_s`` trade
 accuracy for fewer decodes per final (a confident word needs one decode with
 right context, not two that agree); ``quiet_decodes`` trades a little CPU for finals
-before the endpoint when speech pauses; ``commit_step_s`` schedules the decode
+before the endpoint when speech pauses; ``max_wait_s`` caps how long a word
+the decodes keep changing waits (its latest reading, with that much right
+context, commits: accuracy on such words for the tail of final latency);
+``commit_step_s`` schedules the decode
 that can commit the oldest unstable word as soon as its context has arrived
 (finals sooner, for a few more decodes; with a longer ``step_s``, fewer).
 """
@@ -57,6 +62,8 @@ class DecodePolicy:
     """Words at least this probable commit from one decode, without a second agreeing (0: off)."""
     sure_edge_s: float = 0.5
     """Right context a sure word needs to commit from one decode."""
+    max_wait_s: float = 2.0
+    """A word with this much right context in a decode commits from it, agreed or not (0: off)."""
     commit_step_s: float = 0.2
     """With this much new audio (0: off), a decode is due early once the oldest unstable word has
     its commit context (``edge_s``) in the audio received, which the last decode did not hold."""
@@ -105,7 +112,11 @@ def commit_ready(
     doubtful = policy.doubt_probability > 0.0 and probability < policy.doubt_probability
     if doubtful and window_s < policy.doubt_window_s:
         edge = max(edge, policy.doubt_edge_s)
-    return decoded_end_s < word_end_s + edge <= received_s
+    if decoded_end_s < word_end_s + edge <= received_s:
+        return True
+    # A word that two decodes would not agree on commits once it has its deadline's context.
+    wait = max(policy.edge_s, policy.max_wait_s)
+    return policy.max_wait_s > 0.0 and decoded_end_s < word_end_s + wait <= received_s
 
 
 def commit_horizon(decoded_end_s: float, policy: DecodePolicy) -> float:
@@ -118,6 +129,13 @@ def sure_horizon(decoded_end_s: float, policy: DecodePolicy) -> tuple[float, flo
     if policy.sure_probability <= 0.0:
         return None
     return policy.sure_probability, decoded_end_s - max(policy.edge_s, policy.sure_edge_s)
+
+
+def deadline_horizon(decoded_end_s: float, policy: DecodePolicy) -> float | None:
+    """Latest word end that a decode ending at ``decoded_end_s`` commits unagreed; None when off."""
+    if policy.max_wait_s <= 0.0:
+        return None
+    return decoded_end_s - max(policy.edge_s, policy.max_wait_s)
 
 
 def doubt_horizon(decoded_end_s: float, window_s: float, policy: DecodePolicy) -> tuple[float, float] | None:

@@ -31,7 +31,14 @@ from enum import StrEnum
 import numpy as np
 
 from gateway.core.commit import LocalAgreement
-from gateway.core.policy import DecodePolicy, commit_horizon, commit_ready, doubt_horizon, sure_horizon
+from gateway.core.policy import (
+    DecodePolicy,
+    commit_horizon,
+    commit_ready,
+    deadline_horizon,
+    doubt_horizon,
+    sure_horizon,
+)
 from gateway.core.types import SAMPLE_RATE, Audio, DecodeRequest, DecodeResult, Word
 from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 
@@ -124,6 +131,8 @@ class TranscriberConfig:
     sure_probability: float = DecodePolicy().sure_probability
     """Words at least this probable commit from one decode with ``sure_edge_s`` of context (0: off)."""
     sure_edge_s: float = DecodePolicy().sure_edge_s
+    max_wait_s: float = DecodePolicy().max_wait_s
+    """Right context after which a word commits from one decode, agreed or not (0: off; see policy.py)."""
     commit_step_s: float = DecodePolicy().commit_step_s
     """New audio that lets a decode run before the step once it can commit a word (0: off; see policy.py)."""
     words_end_s: float | None = WORDS_END_MARGIN_S
@@ -144,6 +153,7 @@ class TranscriberConfig:
             sure_probability=self.sure_probability,
             sure_edge_s=self.sure_edge_s,
             commit_step_s=self.commit_step_s,
+            max_wait_s=self.max_wait_s,
         )
 
 
@@ -433,6 +443,7 @@ class ChannelTranscriber:
                 horizon=commit_horizon(end_time, self.policy),
                 doubt=doubt_horizon(end_time, window_s, self.policy),
                 sure=sure_horizon(end_time, self.policy),
+                deadline=deadline_horizon(end_time, self.policy),
             )
             if window_s >= self.config.max_window_s:
                 self.agreement.commit_before(end_time - 1.0)

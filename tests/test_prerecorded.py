@@ -257,7 +257,12 @@ async def test_openai_sdk_subtitles(openai_sdk: Any, speech_wav: bytes, fmt: str
         assert " --> " in result and "00:00:0" in result
     else:
         assert result.startswith("1\n00:00:0") and "," in result.split("\n")[1]
-    assert "lazy dog" in result.lower()
+    # The cues' text: neither header, cue number nor timing line. Bounded by WER, not exact words:
+    # tiny.en's reading of synthetic speech moves with the CPU's int8 kernels ("the lazy nog").
+    text = " ".join(
+        line for line in result.splitlines()[1:] if line.strip() and " --> " not in line and not line.isdigit()
+    )
+    assert wer(REFERENCE, text) < 0.5, result
 
 
 async def test_openai_sdk_errors(openai_sdk: Any) -> None:

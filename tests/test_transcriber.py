@@ -46,15 +46,21 @@ def audio_with_speech() -> np.ndarray:
     return np.concatenate([speech.silence(1.0), speech.espeak("alpha bravo charlie delta echo"), speech.silence(1.5)])
 
 
-def run(config: TranscriberConfig, audio: np.ndarray, flush: FlushReason | None = None) -> tuple[list, ScriptedDecoder]:
-    decoder = ScriptedDecoder()
-    core = ChannelTranscriber(config)
+def drive(core: ChannelTranscriber, audio: np.ndarray, decode: Callable[[DecodeRequest], DecodeResult]) -> list:
+    """Push ``audio`` in 20 ms frames, decoding at once whenever the core asks (an idle model)."""
     events: list = []
     floats = audio.astype(np.float32) / 32768.0
     for i in range(0, len(floats), 320):
         events += core.push(floats[i : i + 320])
         if (request := core.next_request()) is not None:
-            events += core.complete(decoder(request))
+            events += core.complete(decode(request))
+    return events
+
+
+def run(config: TranscriberConfig, audio: np.ndarray, flush: FlushReason | None = None) -> tuple[list, ScriptedDecoder]:
+    decoder = ScriptedDecoder()
+    core = ChannelTranscriber(config)
+    events = drive(core, audio, decoder)
     if flush is not None:
         core.request_flush(flush)
         events += core.immediate_flush()
@@ -309,13 +315,7 @@ def test_a_word_the_decodes_keep_changing_is_final_once_it_has_max_wait_of_conte
 
     def finals(max_wait_s: float) -> list[Transcript]:
         core = ChannelTranscriber(TranscriberConfig(endpointing_ms=300, max_wait_s=max_wait_s))
-        decode = flipping(itertools.count())
-        events: list = []
-        floats = audio.astype(np.float32) / 32768.0
-        for i in range(0, len(floats), 320):
-            events += core.push(floats[i : i + 320])
-            if (request := core.next_request()) is not None:
-                events += core.complete(decode(request))
+        events = drive(core, audio, flipping(itertools.count()))
         return [e for e in events if isinstance(e, Transcript) and e.is_final and e.words]
 
     waited = finals(0.0)

@@ -115,8 +115,8 @@ def commit_ready(
     if decoded_end_s < word_end_s + edge <= received_s:
         return True
     # A word that two decodes would not agree on commits once it has its deadline's context.
-    wait = max(policy.edge_s, policy.max_wait_s)
-    return policy.max_wait_s > 0.0 and decoded_end_s < word_end_s + wait <= received_s
+    before, now = deadline_horizon(decoded_end_s, policy), deadline_horizon(received_s, policy)
+    return before is not None and now is not None and before < word_end_s <= now
 
 
 def commit_horizon(decoded_end_s: float, policy: DecodePolicy) -> float:

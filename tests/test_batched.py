@@ -9,8 +9,8 @@ import pytest
 
 from gateway.core.types import DecodeRequest
 from gateway.engines import models
-from gateway.engines.batched import BatchedWhisperBackend
-from gateway.engines.whisper import WhisperOptions
+from gateway.engines.batched import BatchedWhisperBackend, generation_limit
+from gateway.engines.whisper import WhisperOptions, token_budget
 from tests import speech
 from tests.client import wer
 
@@ -66,3 +66,25 @@ def test_hotwords_bias_each_row_of_a_batch(batched: BatchedWhisperBackend) -> No
     heard = " ".join(w.text for w in biased.words)
     assert "Siobhan" in heard or "Tomasz" in heard, heard
     assert wer(rare, heard) <= wer(rare, " ".join(w.text for w in plain.words)), heard
+
+
+def test_the_token_budget_holds_fast_speech_whole(batched: BatchedWhisperBackend) -> None:
+    """The generation limit that stops a looping window early leaves fast speech its every word."""
+    text = (
+        "Please check the seventh invoice against the purchase order, then send both copies to "
+        "accounting before the end of the week, and call me if the totals do not match."
+    )
+    audio = np.concatenate([speech.espeak(text, speed=260), speech.silence(0.3)]).astype(np.float32) / 32768.0
+    heard = " ".join(w.text for w in batched.decode_batch([DecodeRequest(audio, offset=0.0)])[0].words)
+    assert wer(text, heard) < 0.4, heard
+    assert heard.rstrip(" .").lower().endswith("match"), heard
+
+
+def test_generation_limit_leaves_room_after_the_prompt() -> None:
+    # CTranslate2 generates at most half of max_length, and counts the prompt in it.
+    for window_s, prompt in ((0.3, 3), (5.0, 3), (5.0, 99), (30.0, 99)):
+        limit = generation_limit(window_s, prompt, 448)
+        room = min(limit // 2, limit - prompt)
+        assert room >= min(token_budget(window_s), 448 // 2 - prompt), (window_s, prompt, limit)
+    assert generation_limit(0.3, 3, 448) < 60, "a short window cannot run long"
+    assert generation_limit(60.0, 3, 448) == 448

@@ -27,7 +27,7 @@ import numpy as np
 from gateway.core.guard import cut_phrase_loop, cut_repetitions, cut_token_loop, keep_segment
 from gateway.core.types import SAMPLE_RATE, DecodeRequest, DecodeResult, Word
 from gateway.core.wordpieces import join_pieces
-from gateway.engines.whisper import WhisperBackend, WhisperOptions
+from gateway.engines.whisper import WhisperBackend, WhisperOptions, token_budget
 
 # faster-whisper's defaults (ASCII and CJK/full-width forms), written as escapes.
 PREPEND_PUNCTUATIONS = "\"'\u201c\u00bf([{-"
@@ -116,11 +116,14 @@ class BatchedWhisperBackend(WhisperBackend):
         encoder_output = model.encode(np.stack([_pad_or_trim(mel, frames) for mel in features]))
         prompts = [model.get_prompt(self.tokenizer, p, without_timestamps=True) for p in previous]
         final = any(r.final for r in requests)
+        longest = max(len(r.audio) for r in requests) / SAMPLE_RATE
         generated = model.model.generate(
             encoder_output,
             prompts,
             beam_size=self.options.final_beam_size if final else self.options.beam_size,
-            max_length=model.max_length,
+            # A window that loops (short noisy ones do) would otherwise run to Whisper's 224
+            # tokens, ten times a normal decode's cost, before the loop is cut below.
+            max_length=generation_limit(longest, len(prompts[0]), model.max_length),
             suppress_blank=True,
             suppress_tokens=self._suppress,
             return_scores=True,
@@ -194,6 +197,17 @@ def encoder_frames(
         return full
     frames = max(max(num_frames) + round(pad_s * frames_per_second), round(min_s * frames_per_second))
     return min(full, frames + frames % 2)  # the encoder's stride-2 convolution wants an even length
+
+
+def generation_limit(window_s: float, prompt_tokens: int, model_limit: int) -> int:
+    """CTranslate2's ``max_length`` for a window of ``window_s`` seconds: room for its
+    :func:`~gateway.engines.whisper.token_budget` after the prompt.
+
+    CTranslate2's Whisper counts the prompt in ``max_length`` and generates at most half of it
+    (measured with CTranslate2 4.8: 20 gives 10 tokens, 448 gives 224), hence both terms.
+    """
+    budget = token_budget(min(window_s, MAX_WINDOW_S))
+    return min(model_limit, max(2 * budget, prompt_tokens + budget))
 
 
 def _pad_or_trim(mel: np.ndarray, frames: int) -> np.ndarray:

@@ -8,6 +8,7 @@ returns a lazy generator: it is consumed here, inside the worker.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -20,6 +21,12 @@ from gateway.core.types import Audio, DecodeRequest, DecodeResult, Word
 from gateway.core.wordpieces import join_pieces
 
 log = logging.getLogger(__name__)
+
+TOKENS_PER_S = 12.0
+"""Text tokens a second of speech may need, with room: read English runs at 3-4 (eval-public's
+fastest reference is 3.7 a second, before capitals and punctuation)."""
+MIN_TOKENS = 12
+"""Tokens any window may generate, however short."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,8 @@ class WhisperBackend:
             log_prob_threshold=options.guard.log_prob_threshold,
             no_speech_threshold=options.guard.no_speech_threshold,
             hallucination_silence_threshold=None,
+            # faster-whisper adds the prompt (at most 224 tokens) and refuses more than 448.
+            max_new_tokens=min(220, token_budget(request.duration)),
         )
         words = _segments_to_words(segments, request.offset, options.guard)
         return DecodeResult(tuple(words), time.perf_counter() - started)
@@ -161,6 +170,16 @@ class WhisperBackend:
             words = _segments_to_words([segment], 0.0, options.guard)
             if words:
                 yield tuple(words)
+
+
+def token_budget(window_s: float) -> int:
+    """Text tokens a live window of ``window_s`` seconds may generate.
+
+    Room for ``TOKENS_PER_S`` a second, at least ``MIN_TOKENS``: enough for any speech, while a
+    window that loops (short noisy ones do) stops early instead of running to Whisper's limit,
+    which costs ten times a normal decode.
+    """
+    return MIN_TOKENS + math.ceil(TOKENS_PER_S * window_s)
 
 
 def _segments_to_words(segments: Any, offset: float, guard: GuardConfig) -> list[Word]:

@@ -10,6 +10,7 @@ import os
 from dataclasses import replace
 
 from gateway.core.transcriber import TranscriberConfig
+from gateway.core.vad import VadConfig
 from gateway.server import logs, relay_cli
 from gateway.server.config import ModelSpec, ServerConfig
 
@@ -202,6 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="adaptive noise gate: wandering background noise cannot hold an utterance open "
         "(but quiet speech in such noise may be missed)",
     )
+    s.add_argument(
+        "--vad-weak-hold-ms",
+        type=int,
+        default=VadConfig().weak_hold_ms,
+        help="voiced frames less than --vad-strong-db over the noise floor (line noise, a room's tail) hold "
+        "an utterance open only this long after its last stronger frame (a large value: always)",
+    )
+    s.add_argument(
+        "--vad-strong-db",
+        type=float,
+        default=VadConfig().strong_snr_db,
+        help="a voiced frame this many dB over the noise floor is strong (see --vad-weak-hold-ms)",
+    )
     a = p.add_argument_group("auth")
     a.add_argument(
         "--api-key",
@@ -266,7 +280,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_wait_s=args.max_wait_ms / 1000,
         words_end_s=None if args.words_end_ms < 0 else args.words_end_ms / 1000,
         soft_window_s=args.soft_window,
-        vad=replace(base.vad, aggressiveness=args.vad_aggressiveness, noise_gate=args.vad_noise_gate),
+        vad=replace(
+            base.vad,
+            aggressiveness=args.vad_aggressiveness,
+            noise_gate=args.vad_noise_gate,
+            weak_hold_ms=args.vad_weak_hold_ms,
+            strong_snr_db=args.vad_strong_db,
+        ),
     )
     return ServerConfig(
         host=args.host,

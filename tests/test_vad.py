@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,41 @@ def test_a_room_that_gets_louder_is_learnt() -> None:
     onset = 2.0 + 10.0 - len(said) / 16000 + 1.0
     assert any(abs(t - onset) < 0.3 for t in starts), (starts, onset)
     assert len(ends) == len(starts)
+
+
+WEAK = VadConfig(end_ms=300, strong_snr_db=20.0)
+"""Speech clears the floor by 25-35 dB here; the far voice is weak under this config."""
+
+
+def _speech_then_weak_voice(weak_s: float) -> tuple[np.ndarray, float]:
+    """Speech over a bed at -55 dBFS, then ``weak_s`` of a far voice about 9 dB over the bed
+    (crosstalk on a line: voiced to webrtcvad), then the bed. Its frames clear the floor by 6-15 dB:
+    weak with ``WEAK``'s ``strong_snr_db``."""
+    said = np.concatenate([speech.silence(1.0), speech.espeak("Please call me back tomorrow"), speech.silence(3.0)])
+    said_until = speech.speech_end(said)
+    far = speech.espeak("seven eight nine ten eleven twelve", speed=220).astype(np.float32)
+    far = far[np.flatnonzero(np.abs(far) > 300)[0] :][: int(weak_s * 16000)]
+    far = np.round(far / np.sqrt(np.mean(far**2)) * 32768 * 10 ** (-46 / 20)).astype(np.int16)
+    under = np.zeros_like(said)
+    start = int(said_until * 16000)
+    under[start : start + len(far)] = far
+    return speech.mix(said, under, speech.noise(len(said) / 16000, -55.0, seed=5)), said_until
+
+
+def test_weak_voiced_frames_long_after_the_voice_do_not_hold_the_endpoint() -> None:
+    """Issue 14: line noise a few dB over the floor, which webrtcvad hears as voiced, held telephony
+    endpoints 0.4-0.6 s past the endpointing silence. Weak frames now hold speech only ``weak_hold_ms``."""
+    audio, said_until = _speech_then_weak_voice(1.5)
+    held = VoiceActivityDetector(16000, replace(WEAK, weak_hold_ms=10**6))
+    held_ends = [e.time for e in held.feed(audio) if isinstance(e, SpeechEnd)]
+    assert held_ends and held_ends[-1] > said_until + 0.8, "precondition: the far voice is voiced, and held the end"
+    ends = [e.time for e in VoiceActivityDetector(16000, WEAK).feed(audio) if isinstance(e, SpeechEnd)]
+    assert len(ends) == 1
+    assert ends[0] <= said_until + WEAK.weak_hold_ms / 1000 + 0.06, f"ended {ends[0] - said_until:.2f} s late"
+
+
+def test_a_weak_ending_right_after_the_voice_still_belongs_to_it() -> None:
+    """A weak sound within ``weak_hold_ms`` of the voice (a fricative, a stop's release) is kept."""
+    audio, said_until = _speech_then_weak_voice(0.15)
+    ends = [e.time for e in VoiceActivityDetector(16000, WEAK).feed(audio) if isinstance(e, SpeechEnd)]
+    assert len(ends) == 1 and ends[0] >= said_until + 0.09, f"the weak ending was cut at {ends[0] - said_until:.2f} s"

@@ -20,8 +20,14 @@ Pure and per-channel: int16 samples in, :class:`SpeechStart` and
   noise whose level wanders lifts it, so the wandering never reads as speech
   and holds an utterance open;
 * speech starts once ``start_voiced`` of the last ``start_window`` frames are
-  voiced, stamped at the first voiced frame of that run (so onsets are not
+  voiced, one of them strong (see below), stamped at the first voiced frame of that run (so onsets are not
   late by the hysteresis);
+* a voiced frame under ``floor + strong_snr_db`` is weak, and holds speech
+  only within ``weak_hold_ms`` of the last strong one: a word's weak ending
+  (a fricative, a stop's release) is kept, while line noise or a room's tail
+  6-10 dB over the floor, which webrtcvad also hears as voiced, no longer
+  holds an utterance open after the voice (telephony recordings held the
+  endpoint 0.4-0.6 s past the 300 ms);
 * speech ends after ``end_ms`` of unvoiced frames, stamped at the end of the
   last voiced frame.
 """
@@ -69,6 +75,10 @@ class VadConfig:
     peak_decay_db_s: float = 4.0
     max_spread_db: float = 10.0
     pause_frames: int = 10
+    strong_snr_db: float = 11.0
+    """A voiced frame this far over the floor is strong; a weaker one holds speech only briefly."""
+    weak_hold_ms: int = 300
+    """How long after the last strong frame weak voiced frames still hold speech (a large value: always)."""
     noise_gate: bool = False
     """The adaptive noise gate (noise peak + ``peak_margin_db``), opt-in: it keeps wandering
     noise from holding an utterance open, but misses quiet speech in such noise (see README)."""
@@ -103,6 +113,7 @@ class VoiceActivityDetector:
         self._noise_decay_db = self.config.peak_decay_db_s * FRAME_MS / 1000
         self.in_speech = False
         self.last_voiced_end = start_s
+        self._strong_frame = 0  # the last frame judged voiced and strong
 
     @property
     def time(self) -> float:
@@ -153,6 +164,10 @@ class VoiceActivityDetector:
                 frame = np.clip(frame.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
             voiced = self._vad.is_speech(frame.tobytes(), self.sample_rate) and voiced
         self._frames += 1
+        if voiced and level >= self._floor_db + cfg.strong_snr_db:
+            self._strong_frame = self._frames
+        elif voiced and self.in_speech and (self._frames - self._strong_frame) * FRAME_MS > cfg.weak_hold_ms:
+            voiced = False  # a weak frame long after the voice: a tail, line noise
         self._recent.append(voiced)
         if voiced:
             self.last_voiced_end = self.time
@@ -162,7 +177,8 @@ class VoiceActivityDetector:
         if cfg.noise_gate:
             self._track_noise(level, voiced)
         if not self.in_speech:
-            if sum(self._recent) >= self.config.start_voiced:
+            strong = self._frames - self._strong_frame < len(self._recent)
+            if sum(self._recent) >= self.config.start_voiced and strong:
                 self.in_speech = True
                 first = next(i for i, v in enumerate(self._recent) if v)
                 onset_frame = self._frames - len(self._recent) + first

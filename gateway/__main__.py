@@ -24,6 +24,16 @@ def _encoder_pad(value: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected seconds or 'full', got {value!r}") from exc
 
 
+def _milliseconds(value: str) -> int:
+    try:
+        ms = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected whole milliseconds, got {value!r}") from exc
+    if ms < 0:
+        raise argparse.ArgumentTypeError(f"expected milliseconds >= 0, got {ms}")
+    return ms
+
+
 def _model(value: str) -> ModelSpec:
     name, sep, path = value.partition("=")
     return ModelSpec(name, path) if sep else ModelSpec(value, value)
@@ -205,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--vad-weak-hold-ms",
-        type=int,
+        type=_milliseconds,
         default=VadConfig().weak_hold_ms,
         help="voiced frames less than --vad-strong-db over the noise floor (line noise, a room's tail) hold "
         "an utterance open only this long after its last stronger frame (a large value: always)",

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from gateway.__main__ import build_parser, config_from_args
 from gateway.core.vad import SpeechEnd, SpeechStart, VadConfig, VoiceActivityDetector
 from tests import speech
 
@@ -139,3 +140,13 @@ def test_a_weak_ending_right_after_the_voice_still_belongs_to_it() -> None:
     audio, said_until = _speech_then_weak_voice(0.15)
     ends = [e.time for e in VoiceActivityDetector(16000, WEAK).feed(audio) if isinstance(e, SpeechEnd)]
     assert len(ends) == 1 and ends[0] >= said_until + 0.09, f"the weak ending was cut at {ends[0] - said_until:.2f} s"
+
+
+def test_the_weak_hold_flag_reaches_the_vad_and_refuses_nonsense(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["--vad-weak-hold-ms", "150", "--vad-strong-db", "9"])
+    vad = config_from_args(args).transcriber.vad
+    assert (vad.weak_hold_ms, vad.strong_snr_db) == (150, 9.0)
+    for bad in ("-5", "soon"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--vad-weak-hold-ms", bad])
+        assert "--vad-weak-hold-ms" in capsys.readouterr().err

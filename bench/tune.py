@@ -48,6 +48,10 @@ KNOBS: dict[str, str] = {
     "beam-size": "beam of interim decodes",
     "encoder-pad": "silence after the window in the encoder input, s ('full': 30 s input)",
     "encoder-min": "shortest encoder input, s",
+    "vad-weak-hold-ms": "voiced frames under --vad-strong-db hold speech this long after the last strong one",
+    "vad-strong-db": "a voiced frame this far over the noise floor is strong",
+    "vad-resume-ms": "a pause this long needs onset evidence, or a frame near the speech's level, to resume (-1: off)",
+    "vad-resume-db": "a frame within this much of the recent peak resumes speech after such a pause at once",
 }
 BACKEND_KNOBS = ("final-beam-size", "beam-size", "encoder-pad", "encoder-min")
 
@@ -106,10 +110,26 @@ TRANSCRIBER_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
 """Grid knob -> (TranscriberConfig field, how its value is read)."""
 
 
+def _int_or_off(value: str) -> int | None:
+    ms = int(value)
+    return None if ms < 0 else ms
+
+
+VAD_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "vad-weak-hold-ms": ("weak_hold_ms", int),
+    "vad-strong-db": ("strong_snr_db", float),
+    "vad-resume-ms": ("resume_after_ms", _int_or_off),
+    "vad-resume-db": ("resume_db", float),
+}
+"""Grid knob -> (VadConfig field, how its value is read)."""
+
+
 def transcriber_config(point: Mapping[str, str], base: TranscriberConfig | None = None) -> TranscriberConfig:
     """The transcriber tuning of one grid point (others: the gateway's defaults)."""
+    config = base or TranscriberConfig()
     fields = {TRANSCRIBER_KNOBS[k][0]: TRANSCRIBER_KNOBS[k][1](v) for k, v in point.items() if k in TRANSCRIBER_KNOBS}
-    return replace(base or TranscriberConfig(), **fields)
+    vad = {VAD_KNOBS[k][0]: VAD_KNOBS[k][1](v) for k, v in point.items() if k in VAD_KNOBS}
+    return replace(config, **fields, vad=replace(config.vad, **vad))
 
 
 def backend_key(point: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

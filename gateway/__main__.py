@@ -34,6 +34,13 @@ def _milliseconds(value: str) -> int:
     return ms
 
 
+def _milliseconds_or_off(value: str) -> int | None:
+    """Whole milliseconds, or -1 for off (None)."""
+    if value.strip() == "-1":
+        return None
+    return _milliseconds(value)
+
+
 def _model(value: str) -> ModelSpec:
     name, sep, path = value.partition("=")
     return ModelSpec(name, path) if sep else ModelSpec(value, value)
@@ -226,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=VadConfig().strong_snr_db,
         help="a voiced frame this many dB over the noise floor is strong (see --vad-weak-hold-ms)",
     )
+    s.add_argument(
+        "--vad-resume-ms",
+        type=_milliseconds_or_off,
+        default=VadConfig().resume_after_ms,
+        help="after a pause this long a click or a breath (a voiced frame more than --vad-resume-db under the "
+        "speech's recent peak, with no onset's evidence) no longer restarts the endpointing silence (-1: off)",
+    )
+    s.add_argument(
+        "--vad-resume-db",
+        type=float,
+        default=VadConfig().resume_db,
+        help="a voiced frame within this many dB of the recent peak resumes speech after such a pause at once",
+    )
     a = p.add_argument_group("auth")
     a.add_argument(
         "--api-key",
@@ -296,6 +316,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             noise_gate=args.vad_noise_gate,
             weak_hold_ms=args.vad_weak_hold_ms,
             strong_snr_db=args.vad_strong_db,
+            resume_after_ms=args.vad_resume_ms,
+            resume_db=args.vad_resume_db,
         ),
     )
     return ServerConfig(

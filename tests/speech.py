@@ -86,6 +86,29 @@ def speech_end(samples: Int16, rate: int = 16_000, dbfs: float = -50.0) -> float
     return float((loud[-1] + 1) * n / rate) if loud.size else 0.0
 
 
+def trimmed(text: str, rate: int = 16_000) -> Int16:
+    """``espeak(text)`` without the silence espeak puts around it."""
+    said = espeak(text, rate)
+    loud = np.flatnonzero(np.abs(said) > 100)
+    return said[loud[0] : loud[-1] + 1]
+
+
+def with_blip(sentence: str, gap_s: float, under_db: float, tail_s: float = 2.0) -> tuple[Int16, float]:
+    """1 s of silence, ``sentence``, then ``gap_s`` after its end a 90 ms voiced blip (a click, a breath, a
+    lip smack) ``under_db`` under the sentence's level, then silence, over a faint bed (-60 dBFS).
+    Returns the audio and where the sentence ends (s)."""
+    said = espeak(sentence)
+    clean = np.concatenate([silence(1.0), said, silence(tail_s)])
+    said_until = speech_end(clean)
+    vowel = trimmed("ah").astype(np.float32)[: int(0.09 * 16_000)]
+    level = np.sqrt(np.mean(said.astype(np.float32) ** 2)) * 10 ** (under_db / 20)
+    blip = np.zeros(len(clean), np.float32)
+    at = int((said_until + gap_s) * 16_000)
+    blip[at : at + len(vowel)] = vowel / np.sqrt(np.mean(vowel**2)) * level
+    bed = noise(len(clean) / 16_000, -60.0, seed=5)
+    return mix(clean, np.round(blip).astype(np.int16), bed), said_until
+
+
 def write_wav(path: Path, samples: Int16, rate: int = 16_000) -> Path:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -325,3 +326,34 @@ def test_a_word_the_decodes_keep_changing_is_final_once_it_has_max_wait_of_conte
     assert early[0].words[0].text in ("light", "my")
     assert early[0].start + early[0].duration < speech_end
     assert [w.text for f in early for w in f.words][1:] == [f"w{i}" for i in range(12)], "nothing lost or repeated"
+
+
+@pytest.mark.parametrize("chunk", [320, 1600, 4000])
+@pytest.mark.parametrize("lag", [0, 3])
+def test_the_endpoint_final_spans_to_where_the_vad_decided(chunk: int, lag: int) -> None:
+    """The speech_final's span ends where the endpointing silence ran out, in stream time: not at the end of
+    the chunk that carried that moment, nor where an interim decode adopted as the flush had stopped
+    hearing (``lag``: each decode answers only ``lag`` chunks later, a busy model)."""
+    audio = audio_with_speech()
+    config = TranscriberConfig(endpointing_ms=300, final_after_s=None)
+    vad = VoiceActivityDetector(16000, replace(config.vad, end_ms=300))
+    decided = [e.at for e in vad.feed(audio) if isinstance(e, SpeechEnd)]
+    assert len(decided) == 1
+    core, decoder = ChannelTranscriber(config), ScriptedDecoder()
+    floats = audio.astype(np.float32) / 32768.0
+    events: list = []
+    pending: DecodeRequest | None = None
+    countdown = 0
+    for i in range(0, len(floats), chunk):
+        events += core.push(floats[i : i + chunk])
+        if pending is None:
+            pending, countdown = core.next_request(), lag
+        elif countdown:
+            countdown -= 1
+        if pending is not None and not countdown:
+            events += core.complete(decoder(pending))
+            events += core.immediate_flush()
+            pending = None
+    endpoint = next(e for e in events if isinstance(e, Transcript) and e.speech_final)
+    assert [w.text for w in endpoint.words] == [w.text for w in SCRIPT]
+    assert endpoint.start + endpoint.duration == pytest.approx(decided[0], abs=1e-4)

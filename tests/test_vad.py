@@ -127,7 +127,7 @@ def test_weak_voiced_frames_long_after_the_voice_do_not_hold_the_endpoint() -> N
     """Issue 14: line noise a few dB over the floor, which webrtcvad hears as voiced, held telephony
     endpoints 0.4-0.6 s past the endpointing silence. Weak frames now hold speech only ``weak_hold_ms``."""
     audio, said_until = _speech_then_weak_voice(1.5)
-    held = VoiceActivityDetector(16000, replace(WEAK, weak_hold_ms=10**6))
+    held = VoiceActivityDetector(16000, replace(WEAK, weak_hold_ms=10**6, resume_after_ms=None))
     held_ends = [e.time for e in held.feed(audio) if isinstance(e, SpeechEnd)]
     assert held_ends and held_ends[-1] > said_until + 0.8, "precondition: the far voice is voiced, and held the end"
     ends = [e.time for e in VoiceActivityDetector(16000, WEAK).feed(audio) if isinstance(e, SpeechEnd)]
@@ -150,3 +150,50 @@ def test_the_weak_hold_flag_reaches_the_vad_and_refuses_nonsense(capsys: pytest.
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--vad-weak-hold-ms", bad])
         assert "--vad-weak-hold-ms" in capsys.readouterr().err
+
+
+def _ends(audio: np.ndarray, config: VadConfig) -> list[tuple[float, float]]:
+    """(stream time at which each SpeechEnd was emitted, its stamp), fed 20 ms at a time."""
+    vad = VoiceActivityDetector(16000, config)
+    ends = []
+    for i in range(0, len(audio), 320):
+        ends += [((i + 320) / 16000, e.time) for e in vad.feed(audio[i : i + 320]) if isinstance(e, SpeechEnd)]
+    return ends
+
+
+@pytest.mark.parametrize(("gap_s", "under_db"), [(0.2, -15.0), (0.25, -20.0)])
+def test_a_blip_in_the_pause_does_not_restart_the_endpoint_silence(gap_s: float, under_db: float) -> None:
+    """Issue 14: a click or a breath 0.2-0.3 s after the last word restarted the endpointing silence, so the
+    endpoint came a whole ``end_ms`` after the blip (a telephony recording's click held it 0.5 s longer)."""
+    audio, said_until = speech.with_blip("Please call me back tomorrow", gap_s, under_db)
+    held = _ends(audio, VadConfig(end_ms=300, resume_after_ms=None))
+    assert held and held[-1][0] >= said_until + gap_s + 0.3, "precondition: without the rule the blip holds the end"
+    ends = _ends(audio, VadConfig(end_ms=300))
+    assert len(ends) == 1
+    emitted, stamped = ends[0]
+    # The end waits only while the blip might still become speech (its frames and two after them).
+    blip_end = said_until + gap_s + 0.09
+    assert emitted <= max(said_until + 0.3, blip_end + 0.06) + 0.04, f"endpoint {emitted - said_until:.2f} s late"
+    assert stamped <= said_until + 0.03, "the utterance ends where the voice did, not at the blip"
+
+
+@pytest.mark.parametrize("under_db", [0.0, -14.0, -20.0])
+@pytest.mark.parametrize("gap_s", [0.18, 0.26])
+def test_speech_resuming_after_a_pause_stays_one_utterance(gap_s: float, under_db: float) -> None:
+    """A phrase after a pause shorter than the endpointing silence continues the utterance, however quiet:
+    as loud as the speech it resumes at once, quieter once it shows an onset's evidence (never cut as a blip)."""
+    second = np.round(speech.trimmed("back tomorrow").astype(np.float32) * 10 ** (under_db / 20)).astype(np.int16)
+    clean = np.concatenate([speech.silence(1.0), speech.trimmed("Please call me"), speech.silence(gap_s), second])
+    clean = np.concatenate([clean, speech.silence(1.5)])
+    audio = speech.mix(clean, speech.noise(len(clean) / 16000, -60.0, seed=5))
+    ends = _ends(audio, VadConfig(end_ms=300))
+    assert len(ends) == 1, f"split at {ends}"
+    assert ends[0][1] >= speech.speech_end(clean) - 0.05, "it ends with the second phrase"
+
+
+def test_the_resume_flags_reach_the_vad() -> None:
+    args = build_parser().parse_args(["--vad-resume-ms", "150", "--vad-resume-db", "8"])
+    vad = config_from_args(args).transcriber.vad
+    assert (vad.resume_after_ms, vad.resume_db) == (150, 8.0)
+    off = config_from_args(build_parser().parse_args(["--vad-resume-ms", "-1"])).transcriber.vad
+    assert off.resume_after_ms is None

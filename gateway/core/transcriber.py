@@ -166,6 +166,8 @@ class _InFlight:
     """The VAD's last voiced end when the flush this decode answers was asked for (or when it started)."""
     labels: set[FlushReason] = field(default_factory=set)
     """Every flush this decode answers; non-empty on an interim decode adopted as the flush."""
+    asked_at: int = 0
+    """The stream sample where the first flush it answers was decided: its final spans at least to there."""
 
 
 class ChannelTranscriber:
@@ -250,7 +252,7 @@ class ChannelTranscriber:
                     events.append(SpeechStarted(vad_event.time))
             elif isinstance(vad_event, SpeechEnd) and self._flushing and self._speech_after_cut:
                 # A whole second utterance went by while the first waits for its final.
-                self._queued_endpoint = self.samples
+                self._queued_endpoint = self._sample_at(vad_event.at)
                 self._queued_voiced = self.vad.last_voiced_end
             elif isinstance(vad_event, SpeechEnd) and self._words_ended and self._nothing_new:
                 # The endpoint came already, from the words: the VAD's end of the noise after them is none.
@@ -260,12 +262,17 @@ class ChannelTranscriber:
                 endpointing = self.config.endpointing_ms is not None
                 # The utterance ends here even if its final decode starts later (a
                 # busy model): speech after this point belongs to the next one.
-                self.request_flush(FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE)
+                reason = FlushReason.ENDPOINT if endpointing else FlushReason.PAUSE
+                self.request_flush(reason, at=self._sample_at(vad_event.at))
         if not self._speech_since_final and self._in_flight is None and not self.agreement.pending:
             self._drop_silence()
         events.extend(self.immediate_flush())
         events.extend(self._check_utterance_end())
         return events
+
+    def _sample_at(self, time: float) -> int:
+        """The stream sample at ``time`` (the VAD's clock), never past the audio received."""
+        return min(self.samples, round(time * SAMPLE_RATE))
 
     def _covers(self, end_sample: int) -> bool:
         """Whether audio decoded up to ``end_sample`` holds every voiced frame heard so far."""
@@ -292,8 +299,11 @@ class ChannelTranscriber:
 
     # -- decode scheduling ------------------------------------------------
 
-    def request_flush(self, reason: FlushReason) -> None:
+    def request_flush(self, reason: FlushReason, at: int | None = None) -> None:
         """Ask for a final covering everything received (endpoint, Finalize or close).
+
+        ``at``: the stream sample where the flush was decided (the VAD's endpoint, which lies
+        inside the chunk just pushed); by default all audio received. The final spans to it.
 
         A decode in flight that already hears every voiced frame answers the
         flush itself (its words are what the interims showed, and nothing is
@@ -304,16 +314,18 @@ class ChannelTranscriber:
         """
         if reason is FlushReason.CLOSE:
             self._closing = True
+        until = self.samples if at is None else at
         flight = self._in_flight
         answers = flight is not None and (flight.flush is not None or flight.labels or self._flush is None)
         if flight is not None and answers and self._covers(flight.end_sample):
             if not flight.labels:
                 flight.voiced_end = self.vad.last_voiced_end
+                flight.asked_at = until
             flight.labels.add(reason)
             return
         if self._flush is None or reason not in (FlushReason.ENDPOINT, FlushReason.PAUSE):
             self._flush = reason
-            self._flush_until = self.samples
+            self._flush_until = until
             self._flush_voiced = self.vad.last_voiced_end
         self._labels.add(reason)
 
@@ -434,8 +446,11 @@ class ChannelTranscriber:
             words = self._heard(self.agreement.take_committed(), flight.voiced_end)
             if flight.flush is not None and self._flush is flight.flush and not self._labels:
                 self._flush = None  # (a flush asked for meanwhile, not heard by this decode, stays)
-            events.append(self._final(words, end_time, flight.labels))
-            self._after_flush(end_time)
+            # An interim decode adopted as the flush heard up to where it started; the final still
+            # spans to where the flush was decided (the endpoint's silence is the utterance's).
+            span_end = max(flight.end_sample, flight.asked_at) / SAMPLE_RATE
+            events.append(self._final(words, span_end, flight.labels))
+            self._after_flush(span_end)
         else:
             window_s = (flight.end_sample - self.buffer_start) / SAMPLE_RATE
             self.agreement.update(

@@ -28,6 +28,14 @@ Pure and per-channel: int16 samples in, :class:`SpeechStart` and
   6-10 dB over the floor, which webrtcvad also hears as voiced, no longer
   holds an utterance open after the voice (telephony recordings held the
   endpoint 0.4-0.6 s past the 300 ms);
+* once a pause has lasted ``resume_after_ms``, speech resumes only on the
+  evidence that starts it (``start_voiced`` of ``start_window`` frames
+  voiced since the pause, one strong): a click, a breath or a short blip in
+  the pause no longer restarts the endpoint's silence (a click 0.4 s after a
+  sentence held its endpoint 0.5 s longer). While such evidence is building
+  (a voiced frame among the last two) the end waits for it, so a word that
+  resumes speech is never cut at its first frames; a blip that dies counts
+  as silence;
 * speech ends after ``end_ms`` of unvoiced frames, stamped at the end of the
   last voiced frame.
 """
@@ -53,6 +61,9 @@ class SpeechStart:
 @dataclass(frozen=True, slots=True)
 class SpeechEnd:
     time: float
+    """The end of the last voiced frame."""
+    at: float
+    """When the silence after it ran out: the endpoint's moment, in stream time (whole frames)."""
 
 
 VadEvent = SpeechStart | SpeechEnd
@@ -79,6 +90,10 @@ class VadConfig:
     """A voiced frame this far over the floor is strong; a weaker one holds speech only briefly."""
     weak_hold_ms: int = 300
     """How long after the last strong frame weak voiced frames still hold speech (a large value: always)."""
+    resume_after_ms: int | None = 120
+    """In a pause this long, a voiced frame more than ``resume_db`` under the recent peak needs onset
+    evidence to resume speech (None: any voiced frame resumes it)."""
+    resume_db: float = 10.0
     noise_gate: bool = False
     """The adaptive noise gate (noise peak + ``peak_margin_db``), opt-in: it keeps wandering
     noise from holding an utterance open, but misses quiet speech in such noise (see README)."""
@@ -114,6 +129,9 @@ class VoiceActivityDetector:
         self.in_speech = False
         self.last_voiced_end = start_s
         self._strong_frame = 0  # the last frame judged voiced and strong
+        resume_ms = self.config.resume_after_ms
+        self._open_frames = None if resume_ms is None else max(1, math.ceil(resume_ms / FRAME_MS))
+        self._resume: deque[bool] = deque(maxlen=self.config.start_window)  # frames since a voiced one in a pause
 
     @property
     def time(self) -> float:
@@ -169,6 +187,10 @@ class VoiceActivityDetector:
         elif voiced and self.in_speech and (self._frames - self._strong_frame) * FRAME_MS > cfg.weak_hold_ms:
             voiced = False  # a weak frame long after the voice: a tail, line noise
         self._recent.append(voiced)
+        if voiced and self._pause_open and level >= 20 * math.log10(max(self._peak, 1e-3)) - cfg.resume_db:
+            self._resume.clear()  # as loud as the speech before the pause: speech again
+        elif self._resume or (voiced and self._pause_open):
+            voiced = self._resumes(voiced)
         if voiced:
             self.last_voiced_end = self.time
             self._silent_frames = 0
@@ -184,11 +206,30 @@ class VoiceActivityDetector:
                 onset_frame = self._frames - len(self._recent) + first
                 return SpeechStart(self._origin + onset_frame * FRAME_MS / 1000)
             return None
-        if self._silent_frames >= self._end_frames:
+        if self._silent_frames >= self._end_frames and not any(list(self._resume)[-2:]):
             self.in_speech = False
-            self._recent.clear()
-            return SpeechEnd(self.last_voiced_end)
+            # Frames of a run that may still become speech stay to start the next utterance.
+            self._recent = deque(self._resume, maxlen=self.config.start_window)
+            self._resume.clear()
+            return SpeechEnd(self.last_voiced_end, self.time)
         return None
+
+    @property
+    def _pause_open(self) -> bool:
+        """In speech, unvoiced for ``resume_after_ms``: a voiced frame now has to prove itself."""
+        return self.in_speech and self._open_frames is not None and self._silent_frames >= self._open_frames
+
+    def _resumes(self, voiced: bool) -> bool:
+        """Judge a frame of a run that began with a voiced frame in an open pause: whether speech
+        resumes with it (onset evidence since the run began); until then the run counts as silence."""
+        self._resume.append(voiced)
+        strong = self._frames - self._strong_frame < len(self._resume)
+        if sum(self._resume) >= self.config.start_voiced and strong:
+            self._resume.clear()
+            return True
+        if not any(list(self._resume)[-self.config.start_window + self.config.start_voiced - 1 :]):
+            self._resume.clear()  # the run died: it was a blip
+        return False
 
     def _track_noise(self, level: float, voiced: bool) -> None:
         """Follow the loudest unvoiced frame of pauses: what the background reaches."""

@@ -2,7 +2,8 @@
 
 Usage: python dg_legacy.py CONFIG_JSON. Streams a 16 kHz mono WAV at real time
 with ``LiveOptions(**options)``, optionally sends Finalize and Configure, optionally
-waits (at most 60 s) for a final containing ``await_final``, then calls the SDK's
+waits (at most 60 s) for a final containing ``await_final`` and, with
+``await_speech_final``, for a ``speech_final`` result, then calls the SDK's
 own ``finish()``; writes every event the SDK hands out, one JSON object a line, to
 ``config["out"]``.
 """
@@ -26,6 +27,7 @@ def main() -> None:
 def run(config: dict, lock: threading.Lock, out) -> None:
 
     finals: list[str] = []
+    speech_finals: list[bool] = []
 
     def record(kind: str, body: object) -> None:
         with lock:
@@ -33,6 +35,8 @@ def run(config: dict, lock: threading.Lock, out) -> None:
             out.flush()
             if kind == "Transcript" and isinstance(body, dict) and body.get("is_final"):
                 finals.append(str(body["channel"]["alternatives"][0]["transcript"]).lower())
+                if body.get("speech_final"):
+                    speech_finals.append(True)
 
     def handler(kind: str):
         def on(_client, *args, **kwargs):
@@ -74,6 +78,11 @@ def run(config: dict, lock: threading.Lock, out) -> None:
         while time.monotonic() < deadline and not any(awaited in t for t in finals):
             time.sleep(0.05)
         record("awaited_final", None)
+    if config.get("await_speech_final"):
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not speech_finals:
+            time.sleep(0.05)
+        record("awaited_speech_final", None)
     record("finish_called", None)
     conn.finish()
     record("finished", None)

@@ -26,7 +26,12 @@ async function main() {
   const options = Object.fromEntries(Object.entries(config.options).map(([k, v]) => [k, String(v)]));
   const socket = await client.listen.v1.connect(options);
   const closed = new Promise((resolve) => socket.on("close", (e) => { record("close", { code: e && e.code }); resolve(); }));
-  socket.on("message", (m) => record(m && m.type ? m.type : "message", m));
+  let endpointed;
+  const speechFinal = new Promise((resolve) => { endpointed = resolve; });
+  socket.on("message", (m) => {
+    record(m && m.type ? m.type : "message", m);
+    if (m && m.speech_final) endpointed();
+  });
   socket.on("error", (e) => record("error", String(e && e.message)));
   socket.connect();
   await socket.waitForOpen();
@@ -38,6 +43,7 @@ async function main() {
     if (wait > 0) await sleep(wait);
   }
   if (config.finalize) { socket.sendFinalize({ type: "Finalize" }); await sleep(2000); }
+  if (config.await_speech_final) await Promise.race([speechFinal, sleep(60000)]);
   socket.sendCloseStream({ type: "CloseStream" });
   await Promise.race([closed, sleep(20000)]);
   record("finished", null);

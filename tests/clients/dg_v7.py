@@ -2,7 +2,8 @@
 
 Usage: python dg_v7.py CONFIG_JSON. Same contract as ``dg_legacy.py``: streams a WAV at
 real time through ``client.listen.v1.connect(**options)``, optionally sends Finalize and
-Configure, then CloseStream; writes each message the SDK parsed (its type name and fields)
+Configure, optionally waits (at most 60 s) for a ``speech_final`` result
+(``await_speech_final``), then CloseStream; writes each message the SDK parsed (its type name and fields)
 to ``config["out"]``.
 """
 
@@ -28,6 +29,8 @@ def main() -> None:
             out.write(json.dumps({"event": kind, "t": time.monotonic(), "body": body}) + "\n")
             out.flush()
 
+        endpointed = threading.Event()
+
         with client.listen.v1.connect(**config["options"]) as conn:
             with open(config["wav"], "rb") as f, wave.open(f) as w:
                 pcm = w.readframes(w.getnframes())
@@ -44,6 +47,8 @@ def main() -> None:
                 if config.get("configure"):
                     conn.send_configure(ListenV1Configure(keyterms=["gateway"]))
                     time.sleep(1.0)
+                if config.get("await_speech_final"):
+                    endpointed.wait(60.0)
                 conn.send_close_stream()
 
             sender = threading.Thread(target=send)
@@ -51,6 +56,8 @@ def main() -> None:
             for message in conn:
                 dump = getattr(message, "model_dump", None)
                 record(type(message).__name__, dump(mode="json") if callable(dump) else str(message))
+                if getattr(message, "speech_final", False):
+                    endpointed.set()
             sender.join()
         record("finished", None)
 

@@ -28,14 +28,16 @@ Pure and per-channel: int16 samples in, :class:`SpeechStart` and
   6-10 dB over the floor, which webrtcvad also hears as voiced, no longer
   holds an utterance open after the voice (telephony recordings held the
   endpoint 0.4-0.6 s past the 300 ms);
-* once a pause has lasted ``resume_after_ms``, speech resumes only on the
-  evidence that starts it (``start_voiced`` of ``start_window`` frames
-  voiced since the pause, one strong): a click, a breath or a short blip in
-  the pause no longer restarts the endpoint's silence (a click 0.4 s after a
-  sentence held its endpoint 0.5 s longer). While such evidence is building
-  (a voiced frame among the last two) the end waits for it, so a word that
-  resumes speech is never cut at its first frames; a blip that dies counts
-  as silence;
+* once a pause has lasted ``resume_after_ms``, a voiced frame more than
+  ``resume_db`` under the recent peak resumes speech only on the evidence
+  that starts it (``start_voiced`` of ``start_window`` frames voiced since
+  it, one strong): a click, a breath or a lip smack in the pause no longer
+  restarts the endpoint's silence (a click 0.45 s after a sentence held its
+  endpoint 0.5 s longer), while speech at its own level resumes at once
+  (telephony speech can come in 90 ms bursts). While such evidence is
+  building (a voiced frame among the run's last two) the end waits for it, so
+  a word that resumes speech is never cut at its first frames; a run that
+  dies counts as silence;
 * speech ends after ``end_ms`` of unvoiced frames, stamped at the end of the
   last voiced frame.
 """
@@ -94,6 +96,7 @@ class VadConfig:
     """In a pause this long, a voiced frame more than ``resume_db`` under the recent peak needs onset
     evidence to resume speech (None: any voiced frame resumes it)."""
     resume_db: float = 10.0
+    """A voiced frame within this much of the recent peak resumes speech after such a pause at once."""
     noise_gate: bool = False
     """The adaptive noise gate (noise peak + ``peak_margin_db``), opt-in: it keeps wandering
     noise from holding an utterance open, but misses quiet speech in such noise (see README)."""
@@ -227,7 +230,8 @@ class VoiceActivityDetector:
         if sum(self._resume) >= self.config.start_voiced and strong:
             self._resume.clear()
             return True
-        if not any(list(self._resume)[-self.config.start_window + self.config.start_voiced - 1 :]):
+        hopeless = self.config.start_window - self.config.start_voiced + 1  # unvoiced frames no run survives
+        if not any(list(self._resume)[-hopeless:]):
             self._resume.clear()  # the run died: it was a blip
         return False
 

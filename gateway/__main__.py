@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from dataclasses import replace
 
@@ -39,6 +40,16 @@ def _milliseconds_or_off(value: str) -> int | None:
     if value.strip() == "-1":
         return None
     return _milliseconds(value)
+
+
+def _decibels(value: str) -> float:
+    try:
+        db = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected decibels, got {value!r}") from exc
+    if not math.isfinite(db):
+        raise argparse.ArgumentTypeError(f"expected finite decibels, got {value!r}")
+    return db
 
 
 def _model(value: str) -> ModelSpec:
@@ -229,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--vad-strong-db",
-        type=float,
+        type=_decibels,
         default=VadConfig().strong_snr_db,
         help="a voiced frame this many dB over the noise floor is strong (see --vad-weak-hold-ms)",
     )
@@ -242,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--vad-resume-db",
-        type=float,
+        type=_decibels,
         default=VadConfig().resume_db,
         help="a voiced frame within this many dB of the recent peak resumes speech after such a pause at once",
     )

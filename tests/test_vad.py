@@ -191,9 +191,13 @@ def test_speech_resuming_after_a_pause_stays_one_utterance(gap_s: float, under_d
     assert ends[0][1] >= speech.speech_end(clean) - 0.05, "it ends with the second phrase"
 
 
-def test_the_resume_flags_reach_the_vad() -> None:
+def test_the_resume_flags_reach_the_vad_and_refuse_nonsense(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["--vad-resume-ms", "150", "--vad-resume-db", "8"])
     vad = config_from_args(args).transcriber.vad
     assert (vad.resume_after_ms, vad.resume_db) == (150, 8.0)
     off = config_from_args(build_parser().parse_args(["--vad-resume-ms", "-1"])).transcriber.vad
     assert off.resume_after_ms is None
+    for flag, bad in (("--vad-resume-ms", "-5"), ("--vad-resume-ms", "soon"), ("--vad-resume-db", "nan")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([flag, bad])
+        assert flag in capsys.readouterr().err

@@ -135,6 +135,9 @@ class VoiceActivityDetector:
         resume_ms = self.config.resume_after_ms
         self._open_frames = None if resume_ms is None else max(1, math.ceil(resume_ms / FRAME_MS))
         self._resume: deque[bool] = deque(maxlen=self.config.start_window)  # frames since a voiced one in a pause
+        self._run_quiet = 0  # unvoiced frames since the run's last voiced one
+        # Unvoiced frames in a row after which a run can no longer show an onset's evidence: it was a blip.
+        self._run_dead = self.config.start_window - self.config.start_voiced + 1
 
     @property
     def time(self) -> float:
@@ -209,7 +212,7 @@ class VoiceActivityDetector:
                 onset_frame = self._frames - len(self._recent) + first
                 return SpeechStart(self._origin + onset_frame * FRAME_MS / 1000)
             return None
-        if self._silent_frames >= self._end_frames and not any(list(self._resume)[-2:]):
+        if self._silent_frames >= self._end_frames and not (self._resume and self._run_quiet < 2):
             self.in_speech = False
             # Frames of a run that may still become speech stay to start the next utterance.
             self._recent = deque(self._resume, maxlen=self.config.start_window)
@@ -226,12 +229,12 @@ class VoiceActivityDetector:
         """Judge a frame of a run that began with a voiced frame in an open pause: whether speech
         resumes with it (onset evidence since the run began); until then the run counts as silence."""
         self._resume.append(voiced)
+        self._run_quiet = 0 if voiced else self._run_quiet + 1
         strong = self._frames - self._strong_frame < len(self._resume)
         if sum(self._resume) >= self.config.start_voiced and strong:
             self._resume.clear()
             return True
-        hopeless = self.config.start_window - self.config.start_voiced + 1  # unvoiced frames no run survives
-        if not any(list(self._resume)[-hopeless:]):
+        if self._run_quiet >= self._run_dead:
             self._resume.clear()  # the run died: it was a blip
         return False
 

@@ -204,6 +204,24 @@ def test_a_flush_decode_that_hears_nothing_keeps_what_the_interims_showed() -> N
     assert [w.text for w in final.words] == ["hello"]
 
 
+def test_a_flush_after_an_interim_that_heard_every_voiced_frame_is_that_interim() -> None:
+    # Issue 14, defect 3: a flush decode re-reading audio the interims had heard to its end
+    # dropped words they had shown. With nothing voiced since, the final is the interim, undecoded.
+    core = ChannelTranscriber(TranscriberConfig(endpointing_ms=None, final_after_s=None))
+    _push(core, np.concatenate([speech.silence(0.5), speech.espeak("hello there"), speech.silence(0.25)]))
+    words = (Word("hello", 0.55, 0.85, 0.9), Word("there", 0.85, 1.2, 0.4))
+    shown: list[Transcript] = []
+    while (request := core.next_request()) is not None:
+        assert not request.final
+        shown += [e for e in core.complete(DecodeResult(words, 0.0)) if isinstance(e, Transcript)]
+    assert shown and [w.text for w in shown[-1].words] == ["hello", "there"] and not shown[-1].is_final
+    core.request_flush(FlushReason.FINALIZE)
+    (final,) = [e for e in core.immediate_flush() if isinstance(e, Transcript)]
+    assert core.next_request() is None
+    assert final.is_final and final.from_finalize
+    assert final.words == words
+
+
 def test_a_flush_final_is_judged_by_what_was_voiced_when_it_was_asked_for() -> None:
     # Endpointing at 1 s: the flush's window holds 1 s of silence after the speech, in which
     # the model may invent words. Speech of the next utterance arriving while the flush

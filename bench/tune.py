@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -71,8 +72,23 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
         parsed = [v.strip() for v in values.split(",") if v.strip()]
         if not parsed:
             raise GridError(f"no values for {knob}")
+        for value in parsed:
+            _check_value(knob, value)
         grid[knob] = parsed
     return grid
+
+
+def _check_value(knob: str, value: str) -> None:
+    """Refuse a value the knob cannot read before any clip is replayed (backend knobs are read later)."""
+    spec = TRANSCRIBER_KNOBS.get(knob) or VAD_KNOBS.get(knob)
+    if spec is None:
+        return
+    try:
+        parsed = spec[1](value)
+    except ValueError as exc:
+        raise GridError(f"{knob}: expected a number, got {value!r}") from exc
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise GridError(f"{knob}: expected a finite number, got {value!r}")
 
 
 def combinations(grid: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:

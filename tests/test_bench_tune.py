@@ -22,7 +22,17 @@ def test_grid_points_are_every_combination() -> None:
     assert combinations({}) == [{}]
 
 
-@pytest.mark.parametrize("item", ["nope=1", "interim-step-ms", "interim-step-ms="])
+@pytest.mark.parametrize(
+    "item",
+    [
+        "nope=1",
+        "interim-step-ms",
+        "interim-step-ms=",
+        "interim-step-ms=300,soon",
+        "vad-resume-ms=soon",
+        "vad-strong-db=nan",
+    ],
+)
 def test_bad_grid_items_are_refused(item: str) -> None:
     with pytest.raises(GridError):
         parse_grid([item])
